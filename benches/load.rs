@@ -1,0 +1,367 @@
+//! Load benchmarks over real HTTP, driven by wrk (a C load generator, so the client is not
+//! the bottleneck). Each scenario starts the server in this process on a fresh database.
+//!
+//!     cargo bench --bench load -- admin|import [--backend sqlite|postgres|both] [--seconds N]
+//!     cargo bench --bench load -- scim-create|scim-filter|scim [--users 1000,100000] …
+//!
+//! The SCIM scenarios first store `--users` users (through the provisioning pipeline, in
+//! large write transactions), then measure POST /scim/v2/Users (one client, then 8) and
+//! GET /scim/v2/Users?filter=userName eq "…" for a random stored user (one client for
+//! latency, then 8); `scim` runs both on the same database.
+//!
+//! PostgreSQL: `PROVISOR_BENCH_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/test).
+//! Results are printed as a table and as one JSON line per measurement.
+
+use std::process::Command;
+
+use provisor::testing::{RunningServer, ScratchDb};
+use serde_json::json;
+
+struct Opts {
+    scenario: String,
+    backends: Vec<String>,
+    seconds: u32,
+    users: Vec<usize>,
+}
+
+fn parse_args() -> Opts {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let mut o = Opts {
+        scenario: "admin".into(),
+        backends: vec!["sqlite".into(), "postgres".into()],
+        seconds: 10,
+        users: vec![1000, 100_000],
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--backend" => {
+                o.backends = match args.next().as_deref() {
+                    Some("both") | None => vec!["sqlite".into(), "postgres".into()],
+                    Some(b) => vec![b.to_owned()],
+                }
+            }
+            "--seconds" => o.seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(10),
+            "--users" => {
+                o.users = args
+                    .next()
+                    .map(|s| s.split(',').filter_map(|n| n.trim().replace('_', "").parse().ok()).collect())
+                    .unwrap_or_default()
+            }
+            s if !s.starts_with('-') => o.scenario = s.to_owned(),
+            _ => {}
+        }
+    }
+    o
+}
+
+fn pg_url() -> String {
+    std::env::var("PROVISOR_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Runs wrk and returns (rate/s, requests, failures, p50 ms, p99 ms) from the script's RESULT line.
+fn wrk(script: &str, url: &str, threads: u32, conns: u32, seconds: u32, args: &[&str]) -> (f64, u64, u64, f64, f64) {
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &conns.to_string(),
+            "-d",
+            &format!("{seconds}s"),
+            "--latency",
+            "-s",
+            script,
+            url,
+            "--",
+        ])
+        .args(args)
+        .output()
+        .expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("RESULT")).unwrap_or_else(|| panic!("no RESULT from wrk: {text}"));
+    let field = |k: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let failures = field("non201") + field("failures");
+    (field("rate"), field("requests") as u64, failures as u64, field("p50_ms"), field("p99_ms"))
+}
+
+fn script_path(name: &str) -> String {
+    format!("{}/benches/wrk/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    format!("{cpus} cores, {model}")
+}
+
+fn report(scenario: &str, backend: &str, clients: u32, r: (f64, u64, u64, f64, f64)) {
+    println!(
+        "{scenario:<14} {backend:<9} clients={clients:<2} rate={:>8.0}/s requests={:<8} failures={:<4} p50={:.2}ms p99={:.2}ms",
+        r.0, r.1, r.2, r.3, r.4
+    );
+    println!(
+        "{}",
+        json!({ "scenario": scenario, "backend": backend, "clients": clients, "rate_per_s": r.0.round(), "requests": r.1,
+                 "failures": r.2, "p50_ms": r.3, "p99_ms": r.4, "machine": machine() })
+    );
+}
+
+/// Admin API: POST /api/v1/users (a pending invitation with its outbox mail and audit entry).
+fn admin(backend: &str, seconds: u32) {
+    let (_db, server, _account, token) = server_with_account(backend, "admin");
+    let url = format!("{}/api/v1/users", server.base);
+    let script = script_path("create_users.lua");
+    // Warm up (connections, caches, page cache).
+    wrk(&script, &url, 1, 2, 1, &["warm", &token, "admin"]);
+    report("admin-create", backend, 1, wrk(&script, &url, 1, 1, seconds, &["seq", &token, "admin"]));
+    report("admin-create", backend, 8, wrk(&script, &url, 2, 8, seconds, &["par", &token, "admin"]));
+}
+
+/// A fresh server with one account; returns it with the account id and a token of `scope`.
+fn server_with_account(backend: &str, scope: &str) -> (ScratchDb, RunningServer, String, String) {
+    let spec = if backend == "postgres" { pg_url() } else { "sqlite".into() };
+    let db = ScratchDb::create(&spec).expect("scratch database");
+    let server = RunningServer::start(db.url(), 2).expect("server");
+    let env = server.state.env();
+    let actor = provisor::provisioning::Actor::system("bench");
+    let account = server
+        .state
+        .db
+        .write_blocking(|c| {
+            provisor::admin::accounts::create(
+                c,
+                &env,
+                &actor,
+                provisor::provisioning::Source::Cli,
+                provisor::admin::accounts::NewAccount {
+                    name: "Bench".into(),
+                    owner_email: "owner@bench.test".into(),
+                    owner_first_name: None,
+                    owner_last_name: None,
+                    is_master: false,
+                    bulk_licensing: false,
+                    parent_id: None,
+                    billing: None,
+                    vanity_name: None,
+                },
+            )
+        })
+        .expect("account")
+        .0
+        .id;
+    let token = server
+        .state
+        .db
+        .write_blocking(|c| {
+            provisor::admin::tokens::create(
+                c,
+                &env,
+                &actor,
+                provisor::provisioning::Source::Cli,
+                &account,
+                scope,
+                None,
+                None,
+            )
+        })
+        .expect("token")
+        .token;
+    (db, server, account, token)
+}
+
+/// Stores `n` users named `seed-<i>@bench.test` through the SCIM adapter and the
+/// provisioning pipeline, 2,000 per transaction (4 writers in parallel on PostgreSQL).
+fn seed(server: &RunningServer, account: &str, n: usize) {
+    use provisor::provisioning::{Actor, Operation};
+    use provisor::scim::{adapter, schema::USER};
+    let started = std::time::Instant::now();
+    let chunks: Vec<(usize, usize)> = (0..n).step_by(2000).map(|s| (s, (s + 2000).min(n))).collect();
+    let writers = if server.state.db.backend() == provisor::store::Backend::Postgres { 4 } else { 1 };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..writers {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(from, to)) = chunks.get(k) else { break };
+                let env = server.state.env();
+                let actor = Actor::system("bench-seed");
+                server
+                    .state
+                    .db
+                    .write_blocking(|c| {
+                        for i in from..to {
+                            let name = format!("seed-{i}@bench.test");
+                            let body = json!({ "schemas": [provisor::scim::schema::USER_URN], "userName": name,
+                                "name": {"givenName": "Seed", "familyName": i.to_string()}, "active": true,
+                                "emails": [{"value": name, "type": "work", "primary": true}], "externalId": format!("seed-{i}") });
+                            let doc = adapter::normalize(&body, &USER).map_err(|e| provisor::error::AppError::bad_request("seed", e.to_string()))?;
+                            let change = adapter::user_change(account, &actor, Operation::Create, &doc, None)
+                                .map_err(|e| provisor::error::AppError::bad_request("seed", e.to_string()))?;
+                            provisor::provisioning::run(c, &env, change)?;
+                        }
+                        Ok::<_, provisor::error::AppError>(())
+                    })
+                    .expect("seeding");
+            });
+        }
+    });
+    println!("seeded {n} users in {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// SCIM: creates and/or userName lookups with `users` stored.
+fn scim(backend: &str, seconds: u32, users: usize, create: bool, filter: bool) {
+    let (_db, server, account, token) = server_with_account(backend, "scim");
+    seed(&server, &account, users);
+    let tag = format!("{users}");
+    if filter {
+        let url = format!("{}/scim/v2/Users", server.base);
+        let script = script_path("filter_users.lua");
+        let n = users.to_string();
+        wrk(&script, &url, 1, 2, 1, &[&token, &n, "seed"]);
+        report(&format!("scim-filter@{tag}"), backend, 1, wrk(&script, &url, 1, 1, seconds, &[&token, &n, "seed"]));
+        report(&format!("scim-filter@{tag}"), backend, 8, wrk(&script, &url, 2, 8, seconds, &[&token, &n, "seed"]));
+    }
+    if create {
+        let url = format!("{}/scim/v2/Users", server.base);
+        let script = script_path("create_users.lua");
+        wrk(&script, &url, 1, 2, 1, &["warm", &token, "scim"]);
+        report(&format!("scim-create@{tag}"), backend, 1, wrk(&script, &url, 1, 1, seconds, &["seq", &token, "scim"]));
+        report(&format!("scim-create@{tag}"), backend, 8, wrk(&script, &url, 2, 8, seconds, &["par", &token, "scim"]));
+    }
+}
+
+/// Bulk phone CSV through the CLI (`provisor phone import`): 10,000 then 100,000 rows with
+/// phone columns (site, extension, number, calling plan, SMS, a desk phone), each row a new
+/// user. Reports rows/s and the importer's peak resident memory (flat = streamed).
+fn import(backend: &str) {
+    use provisor::admin;
+    use provisor::provisioning::{Actor, Source};
+    let spec = if backend == "postgres" { pg_url() } else { "sqlite".into() };
+    let db = ScratchDb::create(&spec).expect("scratch database");
+    let store = provisor::store::Db::open(db.url(), &Default::default()).expect("database");
+    let env = provisor::provisioning::Env::standalone(chrono::Utc::now().naive_utc(), "http://127.0.0.1");
+    let actor = Actor::system("bench");
+    let total: u32 = 110_000;
+    let account = store
+        .write_blocking(|c| {
+            let (a, _) = admin::accounts::create(
+                c,
+                &env,
+                &actor,
+                Source::Cli,
+                admin::accounts::NewAccount {
+                    name: "Import".into(),
+                    owner_email: "owner@import.test".into(),
+                    owner_first_name: None,
+                    owner_last_name: None,
+                    is_master: false,
+                    bulk_licensing: false,
+                    parent_id: None,
+                    billing: None,
+                    vanity_name: None,
+                },
+            )?;
+            admin::accounts::update(
+                c,
+                &env,
+                &actor,
+                &a.id,
+                admin::accounts::AccountUpdate { phone_enabled: Some(true), ..Default::default() },
+            )?;
+            let plan = provisor::domain::catalog::Product::CallingPlan(
+                provisor::domain::catalog::CallingPlan::RegionalUnlimited,
+            );
+            admin::licenses::purchase(c, &env, &actor, Source::Cli, &a.id, plan, i64::from(total))?;
+            admin::phone::create_site(
+                c,
+                &env,
+                &actor,
+                &a.id,
+                &admin::phone::NewSite { name: "Bulk".into(), code: "2".into(), extension_length: Some(6) },
+            )?;
+            Ok::<_, provisor::error::AppError>(a.id)
+        })
+        .expect("setup");
+    for chunk in (0..total).collect::<Vec<_>>().chunks(10_000) {
+        let numbers: Vec<String> = chunk.iter().map(|i| format!("+1212{:07}", 5_000_000 + i)).collect();
+        store
+            .write_blocking(|c| admin::phone::add_numbers(c, &env, &actor, Source::Cli, &account, &numbers))
+            .expect("numbers");
+    }
+    drop(store);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut offset = 0u32;
+    for rows in [10_000u32, 100_000] {
+        let path = dir.path().join(format!("phone-{rows}.csv"));
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("csv"));
+        use std::io::Write;
+        writeln!(f, "Email,Site Code,Extension Number,Phone Number,Calling Plan,SMS,Desk Phone Brand 1,Desk Phone Model 1,Desk Phone MAC Address 1").expect("write");
+        for i in offset..offset + rows {
+            writeln!(
+                f,
+                "user{i}@import.test,2,{},+1 212 {:07},Regional Unlimited,Yes,Poly,VVX 450,{:012X}",
+                100_000 + i,
+                5_000_000 + i,
+                0x0004_F200_0000u64 + u64::from(i)
+            )
+            .expect("write");
+        }
+        f.flush().expect("flush");
+        drop(f);
+        offset += rows;
+        let start = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_provisor"))
+            .args(["phone", "import", "--account", &account, "--file"])
+            .arg(&path)
+            .env("PROVISOR_DATABASE_URL", db.url())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("provisor runs");
+        let secs = start.elapsed().as_secs_f64();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let failed = report["failed"].as_array().map(|a| a.len()).unwrap_or(usize::MAX);
+        // Peak RSS of the largest child so far (KiB on Linux): the 10k run first, so the
+        // 100k figure shows whether memory grows with the file.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+        let rate = f64::from(rows) / secs;
+        println!("phone-import   {backend:<9} rows={rows:<7} rate={rate:>8.0}/s seconds={secs:.2} failed={failed} peak_rss_max_so_far={}MiB", usage.ru_maxrss / 1024);
+        println!(
+            "{}",
+            json!({ "scenario": "phone-import", "backend": backend, "rows": rows, "rate_per_s": rate.round(), "seconds": secs,
+            "failed_rows": failed, "peak_rss_kib_max_so_far": usage.ru_maxrss, "applied": report["applied"], "machine": machine() })
+        );
+    }
+}
+
+fn main() {
+    let o = parse_args();
+    println!("machine: {}", machine());
+    for backend in &o.backends {
+        match o.scenario.as_str() {
+            "admin" => admin(backend, o.seconds),
+            "import" => import(backend),
+            "scim-create" | "scim-filter" | "scim" => {
+                for &n in &o.users {
+                    let create = o.scenario != "scim-filter";
+                    let filter = o.scenario != "scim-create";
+                    scim(backend, o.seconds, n, create, filter);
+                }
+            }
+            other => {
+                eprintln!("unknown scenario {other:?}; known: admin, import, scim-create, scim-filter, scim");
+                std::process::exit(2);
+            }
+        }
+    }
+}

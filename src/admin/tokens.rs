@@ -1,0 +1,146 @@
+//! Issuing and revoking API tokens.
+
+use serde::Serialize;
+
+use super::accounts::audit;
+use crate::domain::accounts::normalize_email;
+use crate::error::{AppError, AppResult};
+use crate::provisioning::{Actor, Env, Source};
+use crate::secrets::{hash_secret, new_secret};
+use crate::store::models::TokenRow;
+use crate::store::{self, DbConn};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IssuedToken {
+    pub id: String,
+    /// Shown once; only its hash is stored.
+    pub token: String,
+    pub scope: String,
+    pub account_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub scope: String,
+    pub user_id: Option<String>,
+    pub label: Option<String>,
+    #[serde(serialize_with = "crate::clock::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::NaiveDateTime,
+    #[serde(serialize_with = "crate::clock::rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+}
+
+impl From<TokenRow> for TokenView {
+    fn from(t: TokenRow) -> TokenView {
+        TokenView {
+            id: t.id,
+            scope: t.scope,
+            user_id: t.user_id,
+            label: t.label,
+            created_at: t.created_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// Issues an `admin` or `scim` token for an account. Admin tokens act as a user (by e-mail;
+/// default: the owner), who must be the owner or an admin of that account.
+pub fn create(
+    conn: &mut DbConn,
+    env: &Env,
+    actor: &Actor,
+    source: Source,
+    account: &str,
+    scope: &str,
+    user_email: Option<&str>,
+    label: Option<String>,
+) -> AppResult<IssuedToken> {
+    store::accounts::find(conn, account)?.ok_or(AppError::not_found("account"))?;
+    let user_id = match scope {
+        "scim" => None,
+        "admin" => {
+            let user = match user_email {
+                Some(e) => {
+                    let e = normalize_email(e)?;
+                    store::users::find_by_email(conn, &e)?
+                        .filter(|u| u.account_id == account)
+                        .ok_or(AppError::not_found("user"))?
+                }
+                None => store::users::owner(conn, account)?.ok_or(AppError::not_found("account owner"))?,
+            };
+            if user.role != "owner" && user.role != "admin" && user.custom_role_id.is_none() {
+                return Err(AppError::bad_request(
+                    "not_an_admin",
+                    "admin tokens act as the owner, an admin or a user with a custom role",
+                ));
+            }
+            Some(user.id)
+        }
+        other => {
+            return Err(AppError::bad_request("invalid_scope", format!("unknown scope {other:?}: use admin or scim")))
+        }
+    };
+    let token = new_secret("pvs_");
+    let row = TokenRow {
+        id: crate::secrets::new_id(),
+        account_id: Some(account.to_owned()),
+        user_id: user_id.clone(),
+        scope: scope.to_owned(),
+        token_hash: hash_secret(&token),
+        label: label.map(|l| l.chars().take(200).collect()),
+        created_at: env.now,
+        revoked_at: None,
+    };
+    store::tokens::insert(conn, &row)?;
+    audit(
+        conn,
+        env,
+        account,
+        actor,
+        source,
+        "token.created",
+        Some(&row.id),
+        serde_json::json!({ "scope": scope, "user": user_id }),
+    )?;
+    Ok(IssuedToken { id: row.id, token, scope: scope.to_owned(), account_id: Some(account.to_owned()), user_id })
+}
+
+/// Creates the platform operator token if there is none: the given one (from
+/// `PROVISOR_BOOTSTRAP_TOKEN`) or a new random one. Returns the token when created.
+pub fn ensure_operator(conn: &mut DbConn, env: &Env, given: Option<&str>) -> AppResult<Option<String>> {
+    if store::tokens::any_operator(conn)? {
+        return Ok(None);
+    }
+    let token = match given {
+        Some(t) if t.len() >= 32 => t.to_owned(),
+        Some(_) => {
+            return Err(AppError::bad_request("weak_token", "PROVISOR_BOOTSTRAP_TOKEN must be at least 32 characters"))
+        }
+        None => new_secret("pvs_"),
+    };
+    store::tokens::insert(
+        conn,
+        &TokenRow {
+            id: crate::secrets::new_id(),
+            account_id: None,
+            user_id: None,
+            scope: "operator".into(),
+            token_hash: hash_secret(&token),
+            label: Some("bootstrap".into()),
+            created_at: env.now,
+            revoked_at: None,
+        },
+    )?;
+    Ok(Some(token))
+}
+
+/// Revokes a token of the account; returns its hash (to clear caches).
+pub fn revoke(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, id: &str) -> AppResult<String> {
+    let hash = store::tokens::revoke(conn, account, id, env.now)?.ok_or(AppError::not_found("token"))?;
+    audit(conn, env, account, actor, Source::Api, "token.revoked", Some(id), serde_json::json!({}))?;
+    Ok(hash)
+}

@@ -1,0 +1,34 @@
+//! Server configuration, from flags and `PROVISOR_*` environment variables (see `cli`).
+
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    /// The externally visible base URL (no trailing slash). SAML ACS URL, SP entity ID,
+    /// Destination and Recipient checks and links in mails derive from it — never from
+    /// the request's Host header.
+    pub public_url: String,
+    pub database_url: String,
+    pub pool_size: u32,
+    /// HTTP worker threads (default: one per core).
+    pub workers: usize,
+    /// Set the `Secure` attribute on session cookies (on when the public URL is https).
+    pub secure_cookies: bool,
+}
+
+impl ServerConfig {
+    pub fn new(bind: SocketAddr, public_url: Option<String>, database_url: String) -> ServerConfig {
+        let public_url =
+            public_url.map(|u| u.trim_end_matches('/').to_owned()).unwrap_or_else(|| format!("http://{bind}"));
+        let secure_cookies = public_url.starts_with("https://");
+        ServerConfig {
+            bind,
+            public_url,
+            database_url,
+            pool_size: 8,
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            secure_cookies,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Domain rules as plain Rust over plain data: no HTTP, no SQL.
+
+pub mod accounts;
+pub mod catalog;
+pub mod issue;
+pub mod licenses;
+pub mod mapping;
+pub mod phone;
+pub mod phone_csv;
+pub mod users;

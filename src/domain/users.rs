@@ -1,0 +1,375 @@
+//! Users: roles and permissions, who may change whose role, invitations, and the user CSV.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::accounts::normalize_email;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaseRole {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl BaseRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaseRole::Owner => "owner",
+            BaseRole::Admin => "admin",
+            BaseRole::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BaseRole> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "owner" => Some(BaseRole::Owner),
+            "admin" => Some(BaseRole::Admin),
+            "member" => Some(BaseRole::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// Invited, not accepted yet.
+    Pending,
+    Active,
+    /// Deactivated (e.g. SCIM `active=false`): keeps its data, cannot sign in.
+    Inactive,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Pending => "pending",
+            UserStatus::Active => "active",
+            UserStatus::Inactive => "inactive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserStatus> {
+        match s {
+            "pending" => Some(UserStatus::Pending),
+            "active" => Some(UserStatus::Active),
+            "inactive" => Some(UserStatus::Inactive),
+            _ => None,
+        }
+    }
+}
+
+/// Granular admin permissions. Owners hold all; the built-in Admin role holds
+/// [`admin_permissions`]; custom roles hold what they list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Permission {
+    #[serde(rename = "account:read")]
+    AccountRead,
+    #[serde(rename = "account:edit")]
+    AccountEdit,
+    #[serde(rename = "users:read")]
+    UsersRead,
+    #[serde(rename = "users:edit")]
+    UsersEdit,
+    #[serde(rename = "licenses:manage")]
+    LicensesManage,
+    #[serde(rename = "sub_accounts:manage")]
+    SubAccountsManage,
+    #[serde(rename = "groups:manage")]
+    GroupsManage,
+    #[serde(rename = "roles:manage")]
+    RolesManage,
+    #[serde(rename = "phone:manage")]
+    PhoneManage,
+    #[serde(rename = "mapping:manage")]
+    MappingManage,
+    #[serde(rename = "sso:manage")]
+    SsoManage,
+    #[serde(rename = "tokens:manage")]
+    TokensManage,
+    #[serde(rename = "audit:read")]
+    AuditRead,
+}
+
+impl Permission {
+    pub const ALL: &'static [Permission] = &[
+        Permission::AccountRead,
+        Permission::AccountEdit,
+        Permission::UsersRead,
+        Permission::UsersEdit,
+        Permission::LicensesManage,
+        Permission::SubAccountsManage,
+        Permission::GroupsManage,
+        Permission::RolesManage,
+        Permission::PhoneManage,
+        Permission::MappingManage,
+        Permission::SsoManage,
+        Permission::TokensManage,
+        Permission::AuditRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::AccountRead => "account:read",
+            Permission::AccountEdit => "account:edit",
+            Permission::UsersRead => "users:read",
+            Permission::UsersEdit => "users:edit",
+            Permission::LicensesManage => "licenses:manage",
+            Permission::SubAccountsManage => "sub_accounts:manage",
+            Permission::GroupsManage => "groups:manage",
+            Permission::RolesManage => "roles:manage",
+            Permission::PhoneManage => "phone:manage",
+            Permission::MappingManage => "mapping:manage",
+            Permission::SsoManage => "sso:manage",
+            Permission::TokensManage => "tokens:manage",
+            Permission::AuditRead => "audit:read",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.iter().copied().find(|p| p.as_str() == s)
+    }
+}
+
+/// The built-in Admin role: everything except managing sub accounts, which — as on the
+/// platforms this models — must be granted explicitly through a custom role.
+pub fn admin_permissions() -> BTreeSet<Permission> {
+    Permission::ALL.iter().copied().filter(|p| *p != Permission::SubAccountsManage).collect()
+}
+
+/// Effective permissions of a user: owner → all; custom role → its set (plus the base
+/// role's); admin → the admin set; member → none.
+pub fn effective_permissions(role: BaseRole, custom: Option<&BTreeSet<Permission>>) -> BTreeSet<Permission> {
+    let mut set = match role {
+        BaseRole::Owner => Permission::ALL.iter().copied().collect(),
+        BaseRole::Admin => admin_permissions(),
+        BaseRole::Member => BTreeSet::new(),
+    };
+    if let Some(c) = custom {
+        set.extend(c.iter().copied());
+    }
+    set
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleChangeError {
+    #[error("only the account owner can grant or remove the Admin role")]
+    OnlyOwnerManagesAdmins,
+    #[error("the owner's role cannot be changed; transfer ownership instead")]
+    OwnerIsFixed,
+    #[error("an account has exactly one owner; the owner role cannot be granted")]
+    OneOwner,
+}
+
+/// Checks that `actor` (the acting user's base role, `None` for the platform operator)
+/// may change `target_from` to `target_to`.
+pub fn check_role_change(
+    actor: Option<BaseRole>,
+    target_from: BaseRole,
+    target_to: BaseRole,
+) -> Result<(), RoleChangeError> {
+    if target_from == target_to {
+        return Ok(());
+    }
+    if target_from == BaseRole::Owner {
+        return Err(RoleChangeError::OwnerIsFixed);
+    }
+    if target_to == BaseRole::Owner {
+        return Err(RoleChangeError::OneOwner);
+    }
+    let touches_admin = target_from == BaseRole::Admin || target_to == BaseRole::Admin;
+    if touches_admin && !matches!(actor, Some(BaseRole::Owner) | None) {
+        return Err(RoleChangeError::OnlyOwnerManagesAdmins);
+    }
+    Ok(())
+}
+
+/// Pending invitations expire after this long (and can be re-sent).
+pub const INVITATION_TTL_DAYS: i64 = 30;
+
+pub fn invitation_expiry(sent_at: DateTime<Utc>) -> DateTime<Utc> {
+    sent_at + Duration::days(INVITATION_TTL_DAYS)
+}
+
+pub fn invitation_expired(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now >= expires_at
+}
+
+/// One valid row of the user CSV (`email, first name, last name, department, user group`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserCsvRow {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub department: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RowError {
+    pub line: u64,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+/// The user CSV's columns, in order. The header row is optional: a first row whose first
+/// cell is not an e-mail address is taken as the header (and its names may be in any case).
+pub const USER_CSV_COLUMNS: [&str; 5] = ["email", "first name", "last name", "department", "user group"];
+
+/// Streams the user CSV: yields each row, valid or not, as it is read.
+pub fn read_user_csv<R: Read>(input: R) -> impl Iterator<Item = Result<UserCsvRow, RowError>> {
+    let reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(input);
+    let mut order: Option<[Option<usize>; 5]> = None;
+    let mut records = reader.into_records();
+    std::iter::from_fn(move || loop {
+        let rec = records.next()?;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                return Some(Err(RowError { line, column: None, message: format!("unreadable CSV row: {e}") }));
+            }
+        };
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.iter().all(str::is_empty) {
+            continue;
+        }
+        if order.is_none() {
+            let first = rec.get(0).unwrap_or("");
+            if line <= 1 && !first.contains('@') {
+                // Header row: map columns by name.
+                let mut idx = [None; 5];
+                for (i, cell) in rec.iter().enumerate() {
+                    let name = cell.trim_start_matches('\u{feff}').trim().to_ascii_lowercase().replace(['_', '-'], " ");
+                    if let Some(pos) =
+                        USER_CSV_COLUMNS.iter().position(|c| *c == name || (name == "group" && *c == "user group"))
+                    {
+                        idx[pos] = Some(i);
+                    }
+                }
+                if idx[0].is_none() {
+                    return Some(Err(RowError {
+                        line,
+                        column: Some("email".into()),
+                        message: "the header has no 'email' column; expected: email,first name,last name,department,user group".into(),
+                    }));
+                }
+                order = Some(idx);
+                continue;
+            }
+            order = Some([Some(0), Some(1), Some(2), Some(3), Some(4)]);
+        }
+        let idx = order.unwrap_or([Some(0), Some(1), Some(2), Some(3), Some(4)]);
+        let cell =
+            |k: usize| idx[k].and_then(|i| rec.get(i)).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let Some(raw_email) = cell(0) else {
+            return Some(Err(RowError {
+                line,
+                column: Some("email".into()),
+                message: "the e-mail address is missing".into(),
+            }));
+        };
+        let email = match normalize_email(&raw_email) {
+            Ok(e) => e,
+            Err(e) => return Some(Err(RowError { line, column: Some("email".into()), message: e.to_string() })),
+        };
+        for (k, name) in [(1, "first name"), (2, "last name"), (3, "department"), (4, "user group")] {
+            if cell(k).is_some_and(|v| v.chars().count() > 128) {
+                return Some(Err(RowError {
+                    line,
+                    column: Some(name.into()),
+                    message: format!("{name} is longer than 128 characters"),
+                }));
+            }
+        }
+        return Some(Ok(UserCsvRow {
+            line,
+            email,
+            first_name: cell(1),
+            last_name: cell(2),
+            department: cell(3),
+            group: cell(4),
+        }));
+    })
+}
+
+/// Writes the user CSV header and rows.
+pub fn write_user_csv<W: std::io::Write>(
+    out: W,
+    rows: impl IntoIterator<Item = [String; 5]>,
+) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(USER_CSV_COLUMNS)?;
+    for r in rows {
+        w.write_record(&r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_owner_touches_admin() {
+        use BaseRole::*;
+        assert!(check_role_change(Some(Owner), Member, Admin).is_ok());
+        assert_eq!(check_role_change(Some(Admin), Member, Admin), Err(RoleChangeError::OnlyOwnerManagesAdmins));
+        assert_eq!(check_role_change(Some(Admin), Admin, Member), Err(RoleChangeError::OnlyOwnerManagesAdmins));
+        assert!(check_role_change(None, Member, Admin).is_ok());
+        assert_eq!(check_role_change(Some(Owner), Owner, Member), Err(RoleChangeError::OwnerIsFixed));
+        assert_eq!(check_role_change(Some(Owner), Member, Owner), Err(RoleChangeError::OneOwner));
+        assert!(check_role_change(Some(Admin), Member, Member).is_ok());
+    }
+
+    #[test]
+    fn permissions() {
+        assert!(effective_permissions(BaseRole::Owner, None).contains(&Permission::SubAccountsManage));
+        assert!(!effective_permissions(BaseRole::Admin, None).contains(&Permission::SubAccountsManage));
+        let custom: BTreeSet<_> = [Permission::SubAccountsManage].into();
+        assert!(effective_permissions(BaseRole::Admin, Some(&custom)).contains(&Permission::SubAccountsManage));
+        assert!(effective_permissions(BaseRole::Member, None).is_empty());
+    }
+
+    #[test]
+    fn invitation_window() {
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let exp = invitation_expiry(t0);
+        assert!(!invitation_expired(exp, t0 + Duration::days(29)));
+        assert!(invitation_expired(exp, t0 + Duration::days(30)));
+    }
+
+    #[test]
+    fn user_csv_with_bad_rows() {
+        let csv = "Email,First Name,Last Name,Department,User Group\n\
+                   ann@example.com,Ann,Lee,Sales,EMEA\n\
+                   not-an-email,Bob,,,\n\
+                   ,Carl,,,\n\
+                   \n\
+                   dee@example.com,Dee,\"Doe, Jr\",,\n";
+        let rows: Vec<_> = read_user_csv(csv.as_bytes()).collect();
+        assert_eq!(rows.len(), 4);
+        let ok: Vec<_> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].group.as_deref(), Some("EMEA"));
+        assert_eq!(ok[1].last_name.as_deref(), Some("Doe, Jr"));
+        let errs: Vec<_> = rows.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(errs[0].line, 3);
+        assert_eq!(errs[1].line, 4);
+    }
+
+    #[test]
+    fn user_csv_without_header() {
+        let rows: Vec<_> = read_user_csv("a@example.com,A,B,C,D\n".as_bytes()).collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].as_ref().unwrap().department.as_deref(), Some("C"));
+    }
+}

@@ -1,0 +1,193 @@
+//! The application error. Layering (as in crates.io): storage code returns
+//! [`StoreError`]/`QueryResult`, domain rules return their own small enums, and everything
+//! meets here as [`AppError`], which `http::error` maps to a response in one place
+//! (and `scim` maps to the SCIM error schema).
+
+use crate::domain::accounts::{AccountRuleError, DisassociationError};
+use crate::domain::licenses::LicenseError;
+use crate::domain::users::RoleChangeError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed or breaks a rule (400).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// No or unknown credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown, or belonging to another tenant (404).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// The request conflicts with the current state (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Existed, but no longer (410): an expired invitation.
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+    /// `If-Match` did not match (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The database cannot be reached (503).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure (500). The message is logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::Conflict { code, message: message.into() }
+    }
+
+    pub fn not_found(what: &'static str) -> AppError {
+        AppError::NotFound { what }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> AppError {
+        AppError::Forbidden(message.into())
+    }
+
+    /// For `map_err`: a unique-constraint violation becomes this conflict (a concurrent or
+    /// earlier insert holds the name); any other database error maps as usual.
+    pub fn on_unique(code: &'static str, message: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> AppError {
+        let message = message.into();
+        move |e| {
+            if crate::store::is_unique_violation(&e) {
+                AppError::Conflict { code, message }
+            } else {
+                e.into()
+            }
+        }
+    }
+
+    /// Stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } | AppError::Gone { code, .. } => code,
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound { .. } => "not_found",
+            AppError::PreconditionFailed(_) => "precondition_failed",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::BadRequest { .. } => 400,
+            AppError::Unauthorized(_) => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::NotFound { .. } => 404,
+            AppError::Conflict { .. } => 409,
+            AppError::Gone { .. } => 410,
+            AppError::PreconditionFailed(_) => 412,
+            AppError::PayloadTooLarge { .. } => 413,
+            AppError::Unavailable(_) => 503,
+            AppError::Internal(_) => 500,
+        }
+    }
+
+    /// The message a client may see (internal details stay in the log).
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Internal(_) => "internal error; the server log has the details".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> AppError {
+        match e {
+            StoreError::Diesel(d) => d.into(),
+            StoreError::Connect(m) | StoreError::Pool(m) => AppError::Unavailable(m),
+            StoreError::WriterGone => AppError::Unavailable("the database writer has stopped".into()),
+            StoreError::Migration(m) => AppError::Internal(m),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> AppError {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &e {
+            Error::NotFound => AppError::not_found("record"),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                AppError::conflict("already_exists", format!("already exists ({})", crate::store::violation_detail(&e)))
+            }
+            Error::DatabaseError(DatabaseErrorKind::CheckViolation, _) => AppError::conflict(
+                "limit_exceeded",
+                "the change would break a limit (e.g. more licenses used than available)",
+            ),
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                AppError::conflict("concurrent_update", "a concurrent change won; retry the request")
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => AppError::Unavailable(e.to_string()),
+            _ => AppError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<AccountRuleError> for AppError {
+    fn from(e: AccountRuleError) -> AppError {
+        let code = match e {
+            AccountRuleError::NotAMaster(_) => "not_a_master",
+            AccountRuleError::TooDeep => "too_many_tiers",
+            AccountRuleError::InvalidName(_) => "invalid_name",
+            AccountRuleError::InvalidEmail(_) => "invalid_email",
+            AccountRuleError::InvalidVanity(_) => "invalid_vanity_name",
+            AccountRuleError::InvalidDomain(_) => "invalid_domain",
+        };
+        AppError::bad_request(code, e.to_string())
+    }
+}
+
+impl From<LicenseError> for AppError {
+    fn from(e: LicenseError) -> AppError {
+        match e {
+            LicenseError::BadQuantity => AppError::bad_request("invalid_quantity", e.to_string()),
+            LicenseError::NoBulkLicensing(_) => AppError::conflict("no_bulk_licensing", e.to_string()),
+            LicenseError::NotASub(_) => AppError::not_found("sub account"),
+            LicenseError::NotEnough { .. } => AppError::conflict("no_seat_left", e.to_string()),
+            LicenseError::InUse { .. } => AppError::conflict("licenses_in_use", e.to_string()),
+            LicenseError::BelowCommitted { .. } => AppError::conflict("licenses_in_use", e.to_string()),
+            LicenseError::Delegated(_) => AppError::conflict("licenses_delegated", e.to_string()),
+        }
+    }
+}
+
+impl From<RoleChangeError> for AppError {
+    fn from(e: RoleChangeError) -> AppError {
+        match e {
+            RoleChangeError::OnlyOwnerManagesAdmins => AppError::forbidden(e.to_string()),
+            RoleChangeError::OwnerIsFixed | RoleChangeError::OneOwner => {
+                AppError::conflict("owner_role", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<DisassociationError> for AppError {
+    fn from(e: DisassociationError) -> AppError {
+        match e {
+            DisassociationError::NotASub(_) => AppError::not_found("sub account"),
+            DisassociationError::SeatsInUse { .. } => AppError::conflict("licenses_in_use", e.to_string()),
+            DisassociationError::HasSubs => AppError::conflict("has_sub_accounts", e.to_string()),
+        }
+    }
+}

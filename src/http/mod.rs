@@ -1,0 +1,103 @@
+//! The HTTP edge: the actix-web application, authentication, the admin API routes and the
+//! error → response mapping. Nothing below this module knows about HTTP.
+
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod telemetry;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::clock::SharedClock;
+use crate::config::ServerConfig;
+use crate::provisioning::Env;
+use crate::store::Db;
+
+/// Shared by every request.
+pub struct AppState {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub tokens: auth::TokenCache,
+    pub contexts: auth::ContextCache,
+    pub mappings: Arc<crate::provisioning::mapping::MappingCache>,
+    pub config: ServerConfig,
+}
+
+impl AppState {
+    pub fn new(db: Db, clock: SharedClock, config: ServerConfig) -> AppState {
+        AppState {
+            db,
+            clock,
+            tokens: auth::TokenCache::default(),
+            contexts: auth::ContextCache::default(),
+            mappings: Default::default(),
+            config,
+        }
+    }
+
+    /// Call after changing roles, permissions, users or tokens: cached authorisations go.
+    pub fn authorization_changed(&self) {
+        self.contexts.clear();
+    }
+
+    /// The pipeline's environment at this instant.
+    pub fn env(&self) -> Env {
+        Env { now: self.clock.now_naive(), public_url: self.config.public_url.clone(), mappings: self.mappings.clone() }
+    }
+}
+
+/// Largest JSON body of the admin API.
+pub const JSON_LIMIT: usize = 1024 * 1024;
+
+/// Registers every route on an app.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    cfg.app_data(state)
+        .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(error::json_error_handler))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+        .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
+        .configure(routes::system::configure)
+        .configure(routes::platform::configure)
+        // The master mirror: every account-scoped route again under /accounts/{id}.
+        .service(web::scope("/api/v1/accounts/{account_id}").configure(routes::account_scoped))
+        .service(web::scope("/api/v1").configure(routes::account_scoped))
+        .service(web::scope("/scim/v2").configure(crate::scim::handlers::configure))
+        .default_service(web::to(routes::system::not_found));
+}
+
+/// Builds the server on a bound listener (the caller binds, so tests can use port 0).
+pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let workers = state.config.workers.max(1);
+    let data = web::Data::from(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(tracing_actix_web::TracingLogger::<telemetry::ProvisorRootSpan>::new())
+            .configure(|cfg| configure(cfg, data.clone()))
+    })
+    .workers(workers)
+    .backlog(2048)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Periodic housekeeping while the server runs: expired invitations (and, with SAML, the
+/// replay cache and stale requests). Every process may run it; the work is idempotent.
+pub fn spawn_maintenance(state: Arc<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let env = state.env();
+            let result = state.db.write(move |c| crate::admin::users::purge_expired_invitations(c, &env)).await;
+            match result {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired invitations removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "invitation purge failed"),
+            }
+        }
+    });
+}

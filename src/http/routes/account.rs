@@ -1,0 +1,286 @@
+//! The account itself: profile, settings, domains, sub accounts, audit log.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::platform::{parse_billing, parse_kind};
+use crate::admin::accounts::{self, AccountUpdate, AccountView, DisassociationReport, NewAccount};
+use crate::domain::users::Permission;
+use crate::error::{AppError, AppResult};
+use crate::http::auth::AccountCtx;
+use crate::http::AppState;
+use crate::provisioning::Source;
+use crate::store;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/account", web::get().to(get_account))
+        .route("/account", web::patch().to(update_account))
+        .route("/account/domains", web::post().to(add_domain))
+        .route("/account/domains/{domain}", web::delete().to(remove_domain))
+        .route("/sub_accounts", web::get().to(list_subs))
+        .route("/sub_accounts", web::post().to(create_sub))
+        .route("/sub_accounts/{sub_id}/disassociate", web::post().to(disassociate))
+        .route("/audit", web::get().to(audit_log));
+}
+
+/// This account.
+#[utoipa::path(get, path = "/api/v1/account", tag = "account", responses((status = 200, body = AccountView)))]
+pub async fn get_account(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
+    ctx.require(Permission::AccountRead)?;
+    let view = state
+        .db
+        .read(move |c| {
+            let row = store::accounts::find(c, &ctx.account_id)?.ok_or(AppError::not_found("account"))?;
+            accounts::view(c, &row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAccount {
+    pub name: Option<String>,
+    /// A vanity name, or `null` to remove it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub vanity_name: Option<Option<String>>,
+    /// Merged into the account's settings; a `null` value removes a key. Settings belong to
+    /// this account only: nothing is inherited from or passed to other accounts.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Bundled Enterprise licenses grant phone, calling plan and Power Pack automatically.
+    pub auto_phone_provisioning: Option<bool>,
+    /// Enabling phone creates the main site.
+    pub phone_enabled: Option<bool>,
+    /// Bundled (Enterprise carries phone) or unbundled (each entitlement on its own).
+    pub bundled_licensing: Option<bool>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Update this account.
+#[utoipa::path(patch, path = "/api/v1/account", tag = "account", request_body = UpdateAccount, responses((status = 200, body = AccountView)))]
+pub async fn update_account(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<UpdateAccount>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::AccountEdit)?;
+    let b = body.into_inner();
+    let upd = AccountUpdate {
+        name: b.name,
+        vanity_name: b.vanity_name,
+        settings: b.settings,
+        auto_phone_provisioning: b.auto_phone_provisioning,
+        phone_enabled: b.phone_enabled,
+        bundled_licensing: b.bundled_licensing,
+    };
+    let env = state.env();
+    let view = state
+        .db
+        .write(move |c| {
+            let row = accounts::update(c, &env, &ctx.actor, &ctx.account_id, upd)?;
+            accounts::view(c, &row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AddDomain {
+    pub domain: String,
+}
+
+/// Associate a domain (unique across the whole system).
+#[utoipa::path(post, path = "/api/v1/account/domains", tag = "account", request_body = AddDomain,
+    responses((status = 201, description = "associated"), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn add_domain(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<AddDomain>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::AccountEdit)?;
+    let env = state.env();
+    let domain = body.into_inner().domain;
+    let d = state.db.write(move |c| accounts::add_domain(c, &env, &ctx.actor, &ctx.account_id, &domain)).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({ "domain": d })))
+}
+
+/// Remove an associated domain.
+#[utoipa::path(delete, path = "/api/v1/account/domains/{domain}", tag = "account", responses((status = 204, description = "removed")))]
+pub async fn remove_domain(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<super::Params>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::AccountEdit)?;
+    let env = state.env();
+    let domain = super::Params::get(&path.domain, "domain")?;
+    state.db.write(move |c| accounts::remove_domain(c, &env, &ctx.actor, &ctx.account_id, &domain)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The direct sub accounts of this (master) account.
+#[utoipa::path(get, path = "/api/v1/sub_accounts", tag = "sub accounts", responses((status = 200, body = [AccountView])))]
+pub async fn list_subs(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
+    ctx.require(Permission::SubAccountsManage)?;
+    let views = state
+        .db
+        .read(move |c| {
+            let rows = store::accounts::list_subs(c, &ctx.account_id)?;
+            rows.iter().map(|r| accounts::view(c, r)).collect::<AppResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sub_accounts": views })))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSub {
+    pub name: String,
+    /// Must be valid and never registered anywhere in the system.
+    pub owner_email: String,
+    pub owner_first_name: Option<String>,
+    pub owner_last_name: Option<String>,
+    /// `pay_by_master` (default) or `separate`.
+    pub billing: Option<String>,
+    /// `master` makes it a second-level master (three-tier).
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub bulk_licensing: bool,
+    pub vanity_name: Option<String>,
+    /// Licenses to delegate at once, by product (needs bulk licensing on this account).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub licenses: std::collections::BTreeMap<String, i64>,
+}
+
+/// Create a sub account (this account must be a master).
+#[utoipa::path(post, path = "/api/v1/sub_accounts", tag = "sub accounts", request_body = CreateSub,
+    responses((status = 201, body = AccountView), (status = 400, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn create_sub(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<CreateSub>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::SubAccountsManage)?;
+    let b = body.into_inner();
+    let mut licenses = Vec::new();
+    for (p, q) in &b.licenses {
+        let product = p.parse().map_err(|e: crate::domain::catalog::UnknownName| {
+            AppError::bad_request("invalid_product", e.to_string())
+        })?;
+        licenses.push((product, *q));
+    }
+    let new = NewAccount {
+        name: b.name,
+        owner_email: b.owner_email,
+        owner_first_name: b.owner_first_name,
+        owner_last_name: b.owner_last_name,
+        is_master: parse_kind(b.kind.as_deref())?,
+        bulk_licensing: b.bulk_licensing,
+        parent_id: Some(ctx.account_id.clone()),
+        billing: parse_billing(b.billing.as_deref())?,
+        vanity_name: b.vanity_name,
+    };
+    let env = state.env();
+    let view = state
+        .db
+        .write(move |c| {
+            let (row, _) = accounts::create(c, &env, &ctx.actor, Source::Api, new)?;
+            for (product, q) in licenses {
+                crate::admin::licenses::delegate(c, &env, &ctx.actor, &ctx.account_id, &row.id, product, q)?;
+            }
+            accounts::view(c, &row)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Disassociate {
+    /// Downgrade the users holding delegated licenses to Basic first. Without it, the
+    /// request is refused (409) while delegated licenses are in use.
+    #[serde(default)]
+    pub downgrade_users: bool,
+}
+
+/// Disassociate a sub account: it keeps its users and settings and becomes standard.
+#[utoipa::path(post, path = "/api/v1/sub_accounts/{sub_id}/disassociate", tag = "sub accounts", request_body = Disassociate,
+    responses((status = 200, body = DisassociationReport), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn disassociate(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<super::Params>,
+    body: Option<web::Json<Disassociate>>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::SubAccountsManage)?;
+    let sub = super::Params::get(&path.sub_id, "sub_id")?;
+    let downgrade = body.map(|b| b.downgrade_users).unwrap_or(false);
+    let env = state.env();
+    let report =
+        state.db.write(move |c| accounts::disassociate(c, &env, &ctx.actor, &ctx.account_id, &sub, downgrade)).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// Entries with an id below this one (paging backwards).
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+    /// Only entries about this target (a user id, a product…).
+    pub target: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub target: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    #[serde(serialize_with = "crate::clock::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "account", params(AuditQuery), responses((status = 200, body = [AuditEntry])))]
+pub async fn audit_log(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    q: web::Query<AuditQuery>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::AuditRead)?;
+    let q = q.into_inner();
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = state
+        .db
+        .read(move |c| {
+            let rows = match &q.target {
+                Some(t) => store::audit::list_for_target(c, &ctx.account_id, t, limit)?,
+                None => store::audit::list(c, &ctx.account_id, q.before, limit)?,
+            };
+            Ok::<_, AppError>(
+                rows.into_iter()
+                    .map(|r| AuditEntry {
+                        id: r.id,
+                        actor: r.actor,
+                        source: r.source,
+                        action: r.action,
+                        target: r.target,
+                        detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+                        created_at: r.created_at,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries })))
+}

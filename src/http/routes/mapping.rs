@@ -1,0 +1,37 @@
+//! Mapping rules.
+
+use actix_web::{web, HttpResponse};
+
+use crate::admin::mapping;
+use crate::domain::users::Permission;
+use crate::error::{AppError, AppResult};
+use crate::http::auth::AccountCtx;
+use crate::http::AppState;
+use crate::provisioning::Source;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/mapping", web::get().to(get)).route("/mapping", web::put().to(put));
+}
+
+/// The account's mapping rules (the document format is in the README).
+#[utoipa::path(get, path = "/api/v1/mapping", tag = "mapping", responses((status = 200, description = "{\"version\": n, \"rules\": {…}}")))]
+pub async fn get(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
+    ctx.require(Permission::MappingManage)?;
+    let (doc, version) = state.db.read(move |c| mapping::get(c, &ctx.account_id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "version": version, "rules": doc })))
+}
+
+/// Replace the account's mapping rules (validated and compiled first; a bad rule names
+/// itself in the error).
+#[utoipa::path(put, path = "/api/v1/mapping", tag = "mapping", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "stored"), (status = 400, body = crate::http::error::ErrorBody)))]
+pub async fn put(state: web::Data<AppState>, ctx: AccountCtx, body: web::Bytes) -> AppResult<HttpResponse> {
+    ctx.require(Permission::MappingManage)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| AppError::bad_request("invalid_json", "the body is not UTF-8"))?
+        .to_owned();
+    let env = state.env();
+    let version =
+        state.db.write(move |c| mapping::set(c, &env, &ctx.actor, Source::Api, &ctx.account_id, &text)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "version": version })))
+}

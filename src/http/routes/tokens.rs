@@ -1,0 +1,81 @@
+//! API tokens of the account.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use crate::admin::tokens::{self, IssuedToken, TokenView};
+use crate::domain::users::Permission;
+use crate::error::{AppError, AppResult};
+use crate::http::auth::AccountCtx;
+use crate::http::AppState;
+use crate::provisioning::Source;
+use crate::store;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tokens", web::get().to(list))
+        .route("/tokens", web::post().to(create))
+        .route("/tokens/{token_id}", web::delete().to(revoke));
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// `admin` or `scim`.
+    pub scope: String,
+    /// Admin tokens act as this user (an owner or admin); default: the owner.
+    pub user_email: Option<String>,
+    pub label: Option<String>,
+}
+
+/// Issue a token (shown once).
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = IssuedToken)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<CreateToken>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::TokensManage)?;
+    let b = body.into_inner();
+    let env = state.env();
+    let t = state
+        .db
+        .write(move |c| {
+            tokens::create(
+                c,
+                &env,
+                &ctx.actor,
+                Source::Api,
+                &ctx.account_id,
+                &b.scope,
+                b.user_email.as_deref(),
+                b.label,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(t))
+}
+
+/// The account's tokens (never their values).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = [TokenView])))]
+pub async fn list(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
+    ctx.require(Permission::TokensManage)?;
+    let rows = state.db.read(move |c| store::tokens::list(c, &ctx.account_id).map_err(AppError::from)).await?;
+    let views: Vec<TokenView> = rows.into_iter().map(TokenView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "tokens": views })))
+}
+
+/// Revoke a token.
+#[utoipa::path(delete, path = "/api/v1/tokens/{token_id}", tag = "tokens", responses((status = 204, description = "revoked")))]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<super::Params>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::TokensManage)?;
+    let id = super::Params::get(&path.token_id, "token_id")?;
+    let env = state.env();
+    let hash = state.db.write(move |c| tokens::revoke(c, &env, &ctx.actor, &ctx.account_id, &id)).await?;
+    state.tokens.forget_hash(&hash);
+    state.authorization_changed();
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,275 @@
+//! Users: add (invite), list, get, update, remove, invitations, bulk type changes, CSV.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::Page;
+use crate::admin::users::{self as admin_users, BulkReport, ImportReport, InvitationView, UserInput, UserView};
+use crate::domain::catalog::{UnknownName, UserTier};
+use crate::domain::users::Permission;
+use crate::error::{AppError, AppResult};
+use crate::http::auth::AccountCtx;
+use crate::http::AppState;
+use crate::provisioning::{self, invitations, Source};
+use crate::store;
+
+/// Largest CSV accepted over HTTP (the CLI streams files of any size).
+pub const CSV_LIMIT: usize = 64 * 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(list))
+        .route("/users", web::post().to(create))
+        .route("/users/import", web::post().to(import_csv))
+        .route("/users/export", web::get().to(export_csv))
+        .route("/users/bulk/change_type", web::post().to(bulk_change_type))
+        .route("/users/bulk/remove", web::post().to(bulk_remove))
+        .route("/users/{user_id}", web::get().to(get))
+        .route("/users/{user_id}", web::patch().to(update))
+        .route("/users/{user_id}", web::delete().to(delete))
+        .route("/users/{user_id}/invitation/resend", web::post().to(resend))
+        .route("/invitations", web::get().to(list_invitations));
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// `pending`, `active` or `inactive`.
+    pub status: Option<String>,
+    /// A user type.
+    #[serde(rename = "type")]
+    pub user_type: Option<String>,
+    /// E-mail addresses starting with this.
+    pub email: Option<String>,
+}
+
+/// Users of the account.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListQuery), responses((status = 200, body = [UserView])))]
+pub async fn list(state: web::Data<AppState>, ctx: AccountCtx, q: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersRead)?;
+    let q = q.into_inner();
+    let page = Page { limit: q.limit, offset: q.offset };
+    let filter = store::users::UserListFilter {
+        status: q.status,
+        user_type: q.user_type,
+        email_prefix: q.email.map(|e| e.to_lowercase()),
+    };
+    let (users, total) =
+        state.db.read(move |c| admin_users::list(c, &ctx.account_id, &filter, page.limit(), page.offset())).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "users": users, "total": total, "limit": page.limit(), "offset": page.offset() })))
+}
+
+/// Add a user: a pending invitation (mailed through the outbox), licensed within the
+/// account's seats — 409 `no_seat_left` when none is left.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserInput,
+    responses((status = 201, body = UserView), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<UserInput>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersEdit)?;
+    let change = admin_users::create_change(&ctx.account_id, &ctx.actor, Source::Api, &body)?;
+    let env = state.env();
+    let view = state
+        .db
+        .write(move |c| {
+            let applied = provisioning::run(c, &env, change)?;
+            applied_view(applied)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+fn applied_view(applied: provisioning::Applied) -> AppResult<UserView> {
+    let user = applied.user.ok_or(AppError::not_found("user"))?;
+    Ok(admin_users::view(&user, applied.phone.as_ref()))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", responses((status = 200, body = UserView), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<super::Params>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersRead)?;
+    let id = super::Params::get(&path.user_id, "user_id")?;
+    let view = state.db.read(move |c| admin_users::get(c, &ctx.account_id, &id)).await?;
+    Ok(HttpResponse::Ok().insert_header(("ETag", format!("W/\"{}\"", view.version))).json(view))
+}
+
+fn if_match(req: &HttpRequest) -> AppResult<Option<i64>> {
+    match req.headers().get("If-Match") {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.to_str().unwrap_or("").trim();
+            if s == "*" {
+                return Ok(None);
+            }
+            let n = s.trim_start_matches("W/").trim_matches('"');
+            n.parse::<i64>()
+                .map(Some)
+                .map_err(|_| AppError::PreconditionFailed(format!("If-Match {s:?} is not an ETag of this API")))
+        }
+    }
+}
+
+/// Update a user (type within seats, role — only the owner grants or removes Admin —,
+/// profile, status). `If-Match` with the ETag guards against lost updates.
+#[utoipa::path(patch, path = "/api/v1/users/{user_id}", tag = "users", request_body = UserInput,
+    responses((status = 200, body = UserView), (status = 403, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody), (status = 412, body = crate::http::error::ErrorBody)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    req: HttpRequest,
+    path: web::Path<super::Params>,
+    body: web::Json<UserInput>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersEdit)?;
+    let id = super::Params::get(&path.user_id, "user_id")?;
+    let change = admin_users::update_change(&ctx.account_id, &ctx.actor, &id, &body, if_match(&req)?)?;
+    let env = state.env();
+    let view = state
+        .db
+        .write(move |c| {
+            let applied = provisioning::run(c, &env, change)?;
+            applied_view(applied)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header(("ETag", format!("W/\"{}\"", view.version))).json(view))
+}
+
+/// Remove a user: its seats, number, extension and memberships are released.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", responses((status = 204, description = "removed"), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<super::Params>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersEdit)?;
+    let change = admin_users::delete_change(
+        &ctx.account_id,
+        &ctx.actor,
+        Source::Api,
+        &super::Params::get(&path.user_id, "user_id")?,
+    );
+    let env = state.env();
+    state.db.write(move |c| provisioning::run(c, &env, change)).await?;
+    state.authorization_changed();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Send a pending user's invitation again (new token, new 30-day window).
+#[utoipa::path(post, path = "/api/v1/users/{user_id}/invitation/resend", tag = "users", responses((status = 200, body = InvitationView), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn resend(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<super::Params>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersEdit)?;
+    let id = super::Params::get(&path.user_id, "user_id")?;
+    let env = state.env();
+    let view = state
+        .db
+        .write(move |c| {
+            let account = store::accounts::find(c, &ctx.account_id)?.ok_or(AppError::not_found("account"))?;
+            invitations::resend(c, &env, &account, &id, &ctx.actor.label)?;
+            let all = admin_users::invitations(c, &env, &ctx.account_id, 1000, 0)?;
+            all.into_iter().find(|i| i.user_id == id).ok_or(AppError::not_found("invitation"))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Pending invitations, with whether each has expired.
+#[utoipa::path(get, path = "/api/v1/invitations", tag = "users", params(Page), responses((status = 200, body = [InvitationView])))]
+pub async fn list_invitations(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    page: web::Query<Page>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersRead)?;
+    let page = page.into_inner();
+    let env = state.env();
+    let list =
+        state.db.read(move |c| admin_users::invitations(c, &env, &ctx.account_id, page.limit(), page.offset())).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "invitations": list })))
+}
+
+fn tier(s: &str) -> AppResult<UserTier> {
+    s.parse().map_err(|e: UnknownName| AppError::bad_request("invalid_type", e.to_string()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeType {
+    pub from: String,
+    pub to: String,
+}
+
+/// Change every user of one type to another, as far as seats allow (the rest are listed).
+#[utoipa::path(post, path = "/api/v1/users/bulk/change_type", tag = "users", request_body = ChangeType, responses((status = 200, body = BulkReport)))]
+pub async fn bulk_change_type(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<ChangeType>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersEdit)?;
+    let (from, to) = (tier(&body.from)?, tier(&body.to)?);
+    let env = state.env();
+    let r =
+        state.db.write(move |c| admin_users::bulk_change_type(c, &env, &ctx.actor, &ctx.account_id, from, to)).await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveType {
+    #[serde(rename = "type")]
+    pub user_type: String,
+}
+
+/// Remove every user of one type (never the owner).
+#[utoipa::path(post, path = "/api/v1/users/bulk/remove", tag = "users", request_body = RemoveType, responses((status = 200, body = BulkReport)))]
+pub async fn bulk_remove(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<RemoveType>,
+) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersEdit)?;
+    let t = tier(&body.user_type)?;
+    let env = state.env();
+    let r = state.db.write(move |c| admin_users::bulk_remove_type(c, &env, &ctx.actor, &ctx.account_id, t)).await?;
+    state.authorization_changed();
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// Import users from CSV (`email,first name,last name,department,user group`; header
+/// optional). Bad rows are reported with line numbers; good rows are applied.
+#[utoipa::path(post, path = "/api/v1/users/import", tag = "users", request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = ImportReport), (status = 413, body = crate::http::error::ErrorBody)))]
+pub async fn import_csv(state: web::Data<AppState>, ctx: AccountCtx, body: web::Payload) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersEdit)?;
+    let bytes = body
+        .to_bytes_limited(CSV_LIMIT)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge { limit: CSV_LIMIT })?
+        .map_err(|e| AppError::bad_request("invalid_body", format!("cannot read the body: {e}")))?;
+    let st = state.clone();
+    let report = actix_web::rt::task::spawn_blocking(move || {
+        admin_users::import_csv(&st.db, || st.env(), &ctx.actor, &ctx.account_id, &bytes[..], |_| {})
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Export users as CSV.
+#[utoipa::path(get, path = "/api/v1/users/export", tag = "users", responses((status = 200, content_type = "text/csv", body = String)))]
+pub async fn export_csv(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
+    ctx.require(Permission::UsersRead)?;
+    let bytes = state.db.read(move |c| admin_users::export_csv(c, &ctx.account_id)).await?;
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(bytes))
+}

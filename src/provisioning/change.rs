@@ -1,0 +1,264 @@
+//! The one input of the provisioning pipeline: an [`IdentityChange`], whichever protocol it
+//! came from, and its result, an [`Outcome`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::domain::catalog::{AddOn, CallingPlan, UserTier};
+use crate::domain::users::{BaseRole, UserStatus};
+
+/// Where a change came from; recorded in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Scim,
+    Saml,
+    Csv,
+    Api,
+    Sync,
+    Cli,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Scim => "scim",
+            Source::Saml => "saml",
+            Source::Csv => "csv",
+            Source::Api => "api",
+            Source::Sync => "sync",
+            Source::Cli => "cli",
+        }
+    }
+}
+
+/// Who made a change: a label for the audit log and, for people, their base role (role
+/// rules such as "only the owner grants Admin" depend on it). `role: None` is the platform
+/// (operator token, CLI) or an identity provider acting under the account's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub label: String,
+    pub role: Option<BaseRole>,
+}
+
+impl Actor {
+    pub fn system(label: impl Into<String>) -> Actor {
+        Actor { label: label.into(), role: None }
+    }
+}
+
+/// A field of a change: leave it, set it, or clear it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Field<T> {
+    #[default]
+    Keep,
+    Set(T),
+    Clear,
+}
+
+impl<T> Field<T> {
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Field::Keep)
+    }
+
+    /// `Set(v)` for `Some(v)`, `Clear` for `None`.
+    pub fn from_option(v: Option<T>) -> Field<T> {
+        match v {
+            Some(v) => Field::Set(v),
+            None => Field::Clear,
+        }
+    }
+
+    /// Applies the field to a current value.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Field::Keep => current,
+            Field::Set(v) => Some(v),
+            Field::Clear => None,
+        }
+    }
+
+    pub fn as_ref(&self) -> Field<&T> {
+        match self {
+            Field::Keep => Field::Keep,
+            Field::Set(v) => Field::Set(v),
+            Field::Clear => Field::Clear,
+        }
+    }
+}
+
+/// Phone fields of a change. `extension: Set(0)` asks for the next free one in the site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PhoneFields {
+    /// Site by code or name.
+    pub site: Field<String>,
+    pub extension: Field<u32>,
+    /// As given; normalised to E.164 by the pipeline (an incomplete number is an issue).
+    pub number: Field<String>,
+    pub calling_plan: Field<CallingPlan>,
+    pub roles: Option<BTreeSet<String>>,
+    pub outbound_caller_id: Field<String>,
+    pub sms_enabled: Field<bool>,
+    pub status: Field<String>,
+    pub package: Field<String>,
+    pub user_template: Field<String>,
+    pub allow_caller_id_change: Field<bool>,
+    /// Desk phones (slot 1–9): `Some` replaces the set.
+    pub desk_phones: Option<Vec<DeskPhone>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeskPhone {
+    pub slot: u8,
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub mac_address: String,
+    pub provision_template: Option<String>,
+}
+
+/// Values the adapter states directly (as opposed to raw attributes the mapping rules read).
+/// Explicit values win over what mapping rules derive for the same target.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExplicitFields {
+    pub email: Field<String>,
+    pub user_name: Option<String>,
+    pub external_id: Field<String>,
+    pub display_name: Field<String>,
+    pub given_name: Field<String>,
+    pub family_name: Field<String>,
+    pub department: Field<String>,
+    pub job_title: Field<String>,
+    pub user_type: Option<UserTier>,
+    pub addons: Option<BTreeSet<AddOn>>,
+    pub role: Option<BaseRole>,
+    /// Custom role by name.
+    pub custom_role: Field<String>,
+    /// `Active` or `Inactive` (deactivation keeps the user and its data).
+    pub status: Option<UserStatus>,
+    /// Every address the user carries (SCIM `emails`), for the e-mail index.
+    pub emails: Option<Vec<String>>,
+    /// Groups to add the user to, by name (CSV `user group`, admin API).
+    pub add_to_groups: Vec<String>,
+    /// The SCIM representation to store (attributes without a column of their own).
+    pub scim: Option<serde_json::Value>,
+    pub phone: PhoneFields,
+    /// Record a sign-in (SAML).
+    pub login: bool,
+}
+
+/// What the change does to whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// A new user; conflicts if the e-mail or user name exists.
+    Create,
+    /// Create, or update the user with the same e-mail address in this account tree.
+    Upsert,
+    /// Update one user; with `expected_version`, only if nobody changed it meanwhile.
+    Update { user_id: String, expected_version: Option<i64> },
+    /// Remove a user: seats, number, extension and memberships are released.
+    Delete { user_id: String },
+}
+
+/// What to do when a seat, extension or number cannot be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortage {
+    /// Refuse the whole change (admin API: the administrator asked for exactly this).
+    Refuse,
+    /// Apply the rest and report a provisioning issue (identity providers and imports).
+    Report,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityChange {
+    pub account_id: String,
+    pub source: Source,
+    pub actor: Actor,
+    pub operation: Operation,
+    /// Raw identity attributes (SAML attributes, SCIM attributes flattened) for the rules.
+    pub attributes: BTreeMap<String, Vec<String>>,
+    pub explicit: ExplicitFields,
+    pub shortage: Shortage,
+    /// New users start as pending invitations (admin API, CSV) instead of active (IdPs).
+    pub invite: bool,
+    /// Apply the account's mapping rules (identity providers and imports do).
+    pub apply_mapping: bool,
+    /// For `Upsert`: the user with this e-mail as the caller already read it in this
+    /// transaction (`Some(None)`: there is none), so the pipeline need not look again.
+    pub prefetched_user: Option<Option<crate::store::models::UserRow>>,
+}
+
+impl IdentityChange {
+    pub fn new(account_id: impl Into<String>, source: Source, actor: Actor, operation: Operation) -> IdentityChange {
+        IdentityChange {
+            account_id: account_id.into(),
+            source,
+            actor,
+            operation,
+            attributes: BTreeMap::new(),
+            explicit: ExplicitFields::default(),
+            shortage: Shortage::Report,
+            invite: false,
+            apply_mapping: false,
+            prefetched_user: None,
+        }
+    }
+}
+
+/// A problem the pipeline met and worked around: stored on the user, readable through the
+/// API, the SCIM resource and the SAML outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ProvisioningIssue {
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attribute: Option<String>,
+    pub message: String,
+}
+
+impl ProvisioningIssue {
+    pub fn new(code: &str, attribute: Option<&str>, message: impl Into<String>) -> ProvisioningIssue {
+        ProvisioningIssue { code: code.to_owned(), attribute: attribute.map(str::to_owned), message: message.into() }
+    }
+}
+
+impl From<&crate::domain::issue::ProvisioningIssue> for ProvisioningIssue {
+    fn from(i: &crate::domain::issue::ProvisioningIssue) -> ProvisioningIssue {
+        ProvisioningIssue {
+            code: i.code.as_str().to_owned(),
+            attribute: i.attribute.clone(),
+            message: i.message.clone(),
+        }
+    }
+}
+
+/// One field that changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldChange {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+impl FieldChange {
+    pub fn new(field: &str, from: Option<String>, to: Option<String>) -> FieldChange {
+        FieldChange { field: field.to_owned(), from, to }
+    }
+}
+
+/// The result of one change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub user_id: String,
+    pub account_id: String,
+    pub created: bool,
+    pub deleted: bool,
+    pub changes: Vec<FieldChange>,
+    pub issues: Vec<ProvisioningIssue>,
+    pub version: i64,
+    /// The invitation token, for new pending users (only ever handed to the mail outbox
+    /// and, in the CLI, to the operator).
+    #[serde(skip)]
+    pub invitation_token: Option<String>,
+}

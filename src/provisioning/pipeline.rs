@@ -1,0 +1,659 @@
+//! The provisioning pipeline: IdentityChange → desired state → reconcile with the stored
+//! user → one transaction of writes and audit entries → Outcome.
+//!
+//! Every adapter (admin API, CSV, SCIM, SAML) calls [`run`] inside a write transaction
+//! (the group-commit writer or `write_tx`); nothing else writes users or their
+//! entitlements. On error the caller's transaction (or savepoint) rolls everything back.
+
+use chrono::NaiveDateTime;
+use diesel::result::Error as DieselError;
+
+use std::collections::BTreeSet;
+
+use super::change::*;
+use super::entitlements;
+use crate::domain::accounts::normalize_email;
+use crate::domain::catalog::UserTier;
+use crate::domain::mapping::{Desired, DesiredState, MappingConfig, MultiDesired, Target};
+use crate::domain::phone::ExtensionRequest;
+use crate::domain::users::{check_role_change, BaseRole, UserStatus};
+use crate::error::{AppError, AppResult};
+use crate::store::models::{AccountRow, NewAudit, UserRow};
+use crate::store::{self, DbConn};
+
+/// What the pipeline needs from its surroundings.
+#[derive(Clone)]
+pub struct Env {
+    pub now: NaiveDateTime,
+    /// Base URL for links in mails (invitations).
+    pub public_url: String,
+    /// Compiled mapping rules, shared across changes.
+    pub mappings: std::sync::Arc<super::mapping::MappingCache>,
+}
+
+impl Env {
+    /// An environment with its own (empty) rule cache: the CLI and tests.
+    pub fn standalone(now: NaiveDateTime, public_url: impl Into<String>) -> Env {
+        Env { now, public_url: public_url.into(), mappings: Default::default() }
+    }
+}
+
+/// The user after the change (None when deleted), its phone profile, and what happened.
+pub struct Applied {
+    pub outcome: Outcome,
+    pub user: Option<UserRow>,
+    pub phone: Option<crate::store::models::UserPhoneRow>,
+}
+
+pub fn run(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Applied> {
+    let account = store::accounts::find(conn, &change.account_id)?.ok_or(AppError::not_found("account"))?;
+    match change.operation.clone() {
+        Operation::Delete { user_id } => delete_user(conn, env, &account, &change, &user_id),
+        // Uniqueness of e-mail and user name is left to the constraints (one statement
+        // less per create); `unique_conflict` turns a violation into the same 409.
+        Operation::Create => upsert_user(conn, env, &account, change, None),
+        Operation::Upsert => {
+            let email = explicit_email(&change)?;
+            let existing = match (&email, change.prefetched_user.clone()) {
+                (_, Some(known)) => known,
+                (Some(e), None) => store::users::find_by_email(conn, e)?,
+                (None, None) => None,
+            };
+            if let Some(u) = &existing {
+                if u.account_id != account.id && !is_descendant(conn, &u.account_id, &account.id)? {
+                    return Err(AppError::conflict(
+                        "email_taken",
+                        format!("{} is registered in another account", u.email.clone().unwrap_or_default()),
+                    ));
+                }
+            }
+            upsert_user(conn, env, &account, change, existing)
+        }
+        Operation::Update { user_id, .. } => {
+            let existing = store::users::find(conn, &account.id, &user_id)?.ok_or(AppError::not_found("user"))?;
+            upsert_user(conn, env, &account, change, Some(existing))
+        }
+    }
+}
+
+fn explicit_email(change: &IdentityChange) -> AppResult<Option<String>> {
+    match &change.explicit.email {
+        Field::Set(e) => Ok(Some(normalize_email(e)?)),
+        _ => Ok(None),
+    }
+}
+
+fn is_descendant(conn: &mut DbConn, account: &str, ancestor: &str) -> Result<bool, DieselError> {
+    Ok(store::accounts::ancestors(conn, account)?.iter().any(|a| a == ancestor))
+}
+
+/// Records a change of an optional text field.
+fn set_opt(changes: &mut Vec<FieldChange>, name: &str, slot: &mut Option<String>, field: Field<String>) {
+    let new = field.apply(slot.clone());
+    if new != *slot {
+        changes.push(FieldChange::new(name, slot.clone(), new.clone()));
+        *slot = new;
+    }
+}
+
+fn set_text(changes: &mut Vec<FieldChange>, name: &str, slot: &mut String, new: String) {
+    if new != *slot {
+        changes.push(FieldChange::new(name, Some(slot.clone()), Some(new.clone())));
+        *slot = new;
+    }
+}
+
+fn fresh_user(account: &AccountRow, env: &Env, source: Source) -> UserRow {
+    UserRow {
+        id: crate::secrets::new_id(),
+        account_id: account.id.clone(),
+        email: None,
+        user_name: String::new(),
+        user_name_lower: String::new(),
+        external_id: None,
+        display_name: None,
+        display_name_lower: None,
+        given_name: None,
+        family_name: None,
+        department: None,
+        job_title: None,
+        user_type: UserTier::Basic.as_str().to_owned(),
+        role: BaseRole::Member.as_str().to_owned(),
+        custom_role_id: None,
+        status: UserStatus::Active.as_str().to_owned(),
+        addons: String::new(),
+        seats: String::new(),
+        scim: "{}".to_owned(),
+        provisioning_issues: "[]".to_owned(),
+        last_source: source.as_str().to_owned(),
+        version: 1,
+        created_at: env.now,
+        updated_at: env.now,
+        last_login_at: None,
+    }
+}
+
+fn upsert_user(
+    conn: &mut DbConn,
+    env: &Env,
+    account: &AccountRow,
+    mut change: IdentityChange,
+    existing: Option<UserRow>,
+) -> AppResult<Applied> {
+    let created = existing.is_none();
+    // What the optimistic write and the account move need from the stored row.
+    let before = existing.as_ref().map(|u| (u.version, u.account_id.clone()));
+    let mut changes: Vec<FieldChange> = Vec::new();
+    let mut issues: Vec<ProvisioningIssue> = Vec::new();
+    let mut ex = std::mem::take(&mut change.explicit);
+
+    // 1. Mapping rules → desired state, merged under the explicit fields.
+    let mut placement: Option<AccountRow> = None;
+    let mut mapped_groups: Option<(BTreeSet<String>, BTreeSet<String>)> = None;
+    if change.apply_mapping {
+        if let Some(rules) = env.mappings.get(conn, &account.id)? {
+            let desired = rules.evaluate(&change.attributes);
+            issues.extend(desired.issues.iter().map(ProvisioningIssue::from));
+            if let Some(sub) = &desired.placement {
+                match resolve_placement(conn, account, &sub.0)? {
+                    Some(target) => placement = Some(target),
+                    None => issues.push(ProvisioningIssue::new(
+                        "placement_target_not_found",
+                        Some("sub_account"),
+                        format!("the placement rule names {:?}, which is not a sub account of this account", sub.0),
+                    )),
+                }
+            }
+            mapped_groups = merge_desired(&mut ex, desired, placement.is_some(), rules.config());
+        }
+    }
+    // A user placed in a sub account earlier stays there when they come back through the
+    // master (no automatic move back: that would strip licenses on a rule edit).
+    let home = match (&existing, &placement) {
+        (_, Some(target)) => target.clone(),
+        (Some(u), None) if u.account_id != account.id => {
+            store::accounts::find(conn, &u.account_id)?.ok_or(AppError::not_found("account"))?
+        }
+        _ => account.clone(),
+    };
+    let placed = placement.is_some() || home.id != account.id;
+    if placed {
+        // Placement through a master: only the meeting license and meeting add-ons apply.
+        ex.phone = PhoneFields::default();
+        ex.add_to_groups.clear();
+        ex.role = None;
+        ex.custom_role = Field::Keep;
+        mapped_groups = None;
+    }
+
+    let mut user = existing.unwrap_or_else(|| fresh_user(&home, env, change.source));
+
+    // 2. Identity and profile.
+    apply_identity(conn, &home, &mut user, created, &ex, &mut changes)?;
+    if created || changes.iter().any(|c| c.field == "email") {
+        check_domain_routing(conn, &home, user.email.as_deref())?;
+    }
+
+    // 3. Role.
+    if let Some(role) = ex.role {
+        let from = BaseRole::parse(&user.role).unwrap_or(BaseRole::Member);
+        if created && role == BaseRole::Owner {
+            // The owner is created with the account, never through a user change.
+            return Err(AppError::conflict("owner_role", "an account has exactly one owner"));
+        }
+        check_role_change(change.actor.role, from, role)?;
+        set_text(&mut changes, "role", &mut user.role, role.as_str().to_owned());
+    }
+    match &ex.custom_role {
+        Field::Keep => {}
+        Field::Clear => set_opt(&mut changes, "custom_role", &mut user.custom_role_id, Field::Clear),
+        Field::Set(name) => match store::roles::find_by_name(conn, &home.id, name)? {
+            Some(r) => set_opt(&mut changes, "custom_role", &mut user.custom_role_id, Field::Set(r.id)),
+            None if change.shortage == Shortage::Refuse => {
+                return Err(AppError::bad_request("unknown_role", format!("no role named {name:?}")))
+            }
+            None => {
+                issues.push(ProvisioningIssue::new("role_not_found", Some("role"), format!("no role named {name:?}")))
+            }
+        },
+    }
+
+    // 4. Status.
+    if let Some(s) = ex.status {
+        let current = UserStatus::parse(&user.status).unwrap_or(UserStatus::Active);
+        let next = match (current, s) {
+            // A pending invitation stays pending until accepted; deactivation still applies.
+            (UserStatus::Pending, UserStatus::Active) => UserStatus::Pending,
+            (_, s) => s,
+        };
+        set_text(&mut changes, "status", &mut user.status, next.as_str().to_owned());
+    }
+    if created && change.invite {
+        user.status = UserStatus::Pending.as_str().to_owned();
+    }
+
+    // 5. Moving into a sub account: the old account's seats, phone and groups go.
+    if !created && user.account_id != home.id {
+        entitlements::release_all(conn, &user)?;
+        user.seats.clear();
+        store::phone::release_numbers_of(conn, &user.id)?;
+        store::users::delete_phone(conn, &user.id)?;
+        super::groups::remove_from_all(conn, env, &user.account_id, &user.id, change.source)?;
+        changes.push(FieldChange::new("account", Some(user.account_id.clone()), Some(home.id.clone())));
+        user.account_id = home.id.clone();
+    }
+
+    // 6. Seats: user type, add-ons and the calling plan, with phone licensing rules.
+    let phone_row = if created || placed && before.as_ref().is_some_and(|(_, account)| *account != home.id) {
+        None
+    } else {
+        store::users::phone(conn, &user.id)?
+    };
+    let seat_outcome = entitlements::settle(
+        conn,
+        &home,
+        &mut user,
+        phone_row.as_ref(),
+        &ex,
+        change.shortage,
+        &mut changes,
+        &mut issues,
+    )?;
+
+    if let Some(doc) = &ex.scim {
+        let text = doc.to_string();
+        if text != user.scim {
+            user.scim = text;
+            if !changes.iter().any(|c| c.field == "scim") {
+                changes.push(FieldChange::new("scim", None, None));
+            }
+        }
+    }
+    if ex.login {
+        user.last_login_at = Some(env.now);
+    }
+
+    // 7. The user row. A new user is inserted now (the phone and group rows refer to it);
+    //    an existing one is written once at the end.
+    let mut invitation_token = None;
+    let mut inserted_issues = String::new();
+    if created {
+        user.provisioning_issues = issues_json(&issues)?;
+        inserted_issues = user.provisioning_issues.clone();
+        store::users::insert(conn, &user).map_err(|e| unique_conflict(e, "user"))?;
+        if change.invite {
+            if let Some(email) = user.email.clone() {
+                invitation_token = Some(super::invitations::create(conn, env, &home, &user, &email)?);
+            }
+        }
+    }
+    write_email_index(conn, &home, &user, created, &ex, &changes)?;
+
+    // 8. Phone.
+    let wants_phone = home.phone_enabled
+        && (phone_row.is_some()
+            || super::phone::touches_phone(&ex.phone)
+            || seat_outcome.plan.calling_plan.is_some()
+            || seat_outcome.needs_extension);
+    if super::phone::touches_phone(&ex.phone) && !home.phone_enabled {
+        issues.push(ProvisioningIssue::new(
+            "phone_not_enabled",
+            Some("phone"),
+            "phone is not enabled on this account; the phone fields were ignored",
+        ));
+    }
+    let mut phone_after = phone_row.clone();
+    if wants_phone {
+        phone_after = super::phone::apply(
+            conn,
+            super::phone::PhoneTask {
+                account: &home,
+                user_id: &user.id,
+                current: phone_row,
+                fields: &ex.phone,
+                plan: &seat_outcome.plan,
+                needs_extension: seat_outcome.needs_extension,
+                now: env.now,
+            },
+            &mut changes,
+            &mut issues,
+        )?;
+    }
+
+    // 9. Groups: asked for explicitly, and those the mapping rules manage.
+    for g in &ex.add_to_groups {
+        super::groups::add_member_by_name(conn, env, &home, &user.id, g, change.source, &mut changes, &mut issues)?;
+    }
+    if let Some((desired, managed)) = &mapped_groups {
+        super::groups::reconcile_mapped(
+            conn,
+            env,
+            &home,
+            &user.id,
+            desired,
+            managed,
+            change.source,
+            &mut changes,
+            &mut issues,
+        )?;
+    }
+
+    // 10. Issues, version, and the final write of an existing user.
+    let issues_text = issues_json(&issues)?;
+    let issues_changed = if created { issues_text != inserted_issues } else { issues_text != user.provisioning_issues };
+    user.provisioning_issues = issues_text;
+    let dirty = !changes.is_empty() || issues_changed || ex.login;
+    if dirty && !created {
+        user.last_source = change.source.as_str().to_owned();
+        if !changes.is_empty() || issues_changed {
+            user.updated_at = env.now;
+            user.version += 1;
+        }
+        let expected = match &change.operation {
+            Operation::Update { expected_version: Some(v), .. } => Some(*v),
+            _ => before.as_ref().map(|(version, _)| *version),
+        };
+        if !store::users::update(conn, &user, expected)? {
+            return Err(AppError::PreconditionFailed(
+                "the user was changed by another request; fetch it again and retry".into(),
+            ));
+        }
+    } else if created && issues_changed {
+        store::users::set_issues(conn, &user.id, &user.provisioning_issues)?;
+    }
+
+    if created || !changes.is_empty() {
+        let action = if created { "user.created" } else { "user.updated" };
+        audit(conn, env, &home.id, &change, action, &user.id, &changes, &issues)?;
+    }
+    let outcome = Outcome {
+        user_id: user.id.clone(),
+        account_id: home.id.clone(),
+        created,
+        deleted: false,
+        changes,
+        issues,
+        version: user.version,
+        invitation_token,
+    };
+    Ok(Applied { outcome, user: Some(user), phone: phone_after })
+}
+
+fn issues_json(issues: &[ProvisioningIssue]) -> AppResult<String> {
+    serde_json::to_string(issues).map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// E-mail, user name, external id and the profile fields.
+fn apply_identity(
+    conn: &mut DbConn,
+    home: &AccountRow,
+    user: &mut UserRow,
+    created: bool,
+    ex: &ExplicitFields,
+    changes: &mut Vec<FieldChange>,
+) -> AppResult<()> {
+    if let Field::Set(e) = &ex.email {
+        let e = normalize_email(e)?;
+        if user.email.as_deref() != Some(e.as_str()) {
+            if !created && store::accounts::email_registered(conn, &e)? {
+                return Err(AppError::conflict("email_taken", format!("{e} is already registered")));
+            }
+            changes.push(FieldChange::new("email", user.email.clone(), Some(e.clone())));
+            user.email = Some(e);
+        }
+    } else if let Field::Clear = ex.email {
+        set_opt(changes, "email", &mut user.email, Field::Clear);
+    }
+    let user_name = ex.user_name.clone().or_else(|| if created { user.email.clone() } else { None });
+    if let Some(n) = user_name {
+        let n = n.trim().to_owned();
+        if n.is_empty() || n.chars().count() > 256 {
+            return Err(AppError::bad_request("invalid_user_name", "userName must be 1 to 256 characters"));
+        }
+        let lower = n.to_lowercase();
+        if !created
+            && lower != user.user_name_lower
+            && store::users::find_by_user_name(conn, &home.id, &lower)?.is_some_and(|o| o.id != user.id)
+        {
+            return Err(AppError::conflict("user_name_taken", format!("userName {n:?} is already in use")));
+        }
+        set_text(changes, "user_name", &mut user.user_name, n);
+        user.user_name_lower = lower;
+    }
+    if user.user_name.is_empty() {
+        return Err(AppError::bad_request("missing_identity", "a new user needs an e-mail address or a user name"));
+    }
+    set_opt(changes, "external_id", &mut user.external_id, ex.external_id.clone());
+    set_opt(changes, "display_name", &mut user.display_name, ex.display_name.clone());
+    user.display_name_lower = user.display_name.as_ref().map(|d| d.to_lowercase());
+    set_opt(changes, "given_name", &mut user.given_name, ex.given_name.clone());
+    set_opt(changes, "family_name", &mut user.family_name, ex.family_name.clone());
+    set_opt(changes, "department", &mut user.department, ex.department.clone());
+    set_opt(changes, "job_title", &mut user.job_title, ex.job_title.clone());
+    Ok(())
+}
+
+/// A user whose e-mail domain is associated with an account belongs there: another account
+/// (outside this account's tree) cannot take them in.
+fn check_domain_routing(conn: &mut DbConn, home: &AccountRow, email: Option<&str>) -> AppResult<()> {
+    let Some(domain) = email.and_then(crate::domain::accounts::email_domain) else { return Ok(()) };
+    let Some(owner) = store::accounts::domain_owner(conn, domain)? else { return Ok(()) };
+    if owner == home.id || is_descendant(conn, &home.id, &owner)? || is_descendant(conn, &owner, &home.id)? {
+        return Ok(());
+    }
+    Err(AppError::conflict(
+        "domain_associated",
+        format!("{domain} is associated with another account; its users belong there"),
+    ))
+}
+
+/// Keeps `user_emails` (every address the user carries) in step.
+fn write_email_index(
+    conn: &mut DbConn,
+    home: &AccountRow,
+    user: &UserRow,
+    created: bool,
+    ex: &ExplicitFields,
+    changes: &[FieldChange],
+) -> AppResult<()> {
+    let list: Vec<String> = match &ex.emails {
+        Some(list) => {
+            let mut list: Vec<String> =
+                list.iter().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect();
+            list.extend(user.email.iter().cloned());
+            list.sort();
+            list.dedup();
+            if !created {
+                let mut current = store::users::emails_of(conn, &user.id)?;
+                current.sort();
+                if current == list {
+                    return Ok(());
+                }
+            }
+            list
+        }
+        None if created || changes.iter().any(|c| c.field == "email" || c.field == "account") => {
+            user.email.iter().cloned().collect()
+        }
+        None => return Ok(()),
+    };
+    if !created {
+        store::users::delete_emails(conn, &user.id)?;
+    }
+    store::users::insert_emails(conn, &user.id, &home.id, &list)?;
+    Ok(())
+}
+
+/// A sub account of `master` (direct, or below a pseudo-master) by id or name.
+fn resolve_placement(conn: &mut DbConn, master: &AccountRow, key: &str) -> AppResult<Option<AccountRow>> {
+    let mut frontier = vec![master.id.clone()];
+    for _ in 0..2 {
+        let mut next = Vec::new();
+        for parent in &frontier {
+            for sub in store::accounts::list_subs(conn, parent)? {
+                if sub.id == key || sub.name.eq_ignore_ascii_case(key.trim()) {
+                    return Ok(Some(sub));
+                }
+                next.push(sub.id);
+            }
+        }
+        frontier = next;
+    }
+    Ok(None)
+}
+
+/// Merges what the rules want into the explicit fields (explicit values win). Returns the
+/// groups the rules want and the groups they manage (named by any group rule), or None.
+fn merge_desired(
+    ex: &mut ExplicitFields,
+    desired: DesiredState,
+    placed: bool,
+    config: &MappingConfig,
+) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    if ex.user_type.is_none() {
+        ex.user_type = match desired.user_type {
+            Desired::Set(t) => Some(t),
+            Desired::Clear => Some(UserTier::Basic),
+            Desired::Keep => None,
+        };
+    }
+    if ex.addons.is_none() {
+        if let MultiDesired::Set(set) = desired.addons {
+            ex.addons = Some(if placed { set.into_iter().filter(|a| a.is_meeting_addon()).collect() } else { set });
+        }
+    }
+    if placed {
+        return None;
+    }
+    let text = |slot: &mut Field<String>, d: Desired<String>| {
+        if slot.is_keep() {
+            *slot = match d {
+                Desired::Set(v) => Field::Set(v),
+                Desired::Clear => Field::Clear,
+                Desired::Keep => Field::Keep,
+            };
+        }
+    };
+    text(&mut ex.department, desired.department);
+    text(&mut ex.job_title, desired.job_title);
+    if ex.role.is_none() && ex.custom_role.is_keep() {
+        match desired.role {
+            Desired::Set(r) => match BaseRole::parse(&r) {
+                Some(BaseRole::Owner) => {}
+                Some(base) => ex.role = Some(base),
+                None => ex.custom_role = Field::Set(r),
+            },
+            Desired::Clear => ex.custom_role = Field::Clear,
+            Desired::Keep => {}
+        }
+    }
+    text(&mut ex.phone.site, desired.phone_site);
+    if ex.phone.extension.is_keep() {
+        ex.phone.extension = match desired.phone_extension {
+            Desired::Set(ExtensionRequest::NextFree) => Field::Set(0),
+            Desired::Set(ExtensionRequest::Exact(n)) => Field::Set(n),
+            Desired::Clear => Field::Clear,
+            Desired::Keep => Field::Keep,
+        };
+    }
+    text(&mut ex.phone.number, desired.phone_number);
+    if ex.phone.calling_plan.is_keep() {
+        ex.phone.calling_plan = match desired.calling_plan {
+            Desired::Set(p) => Field::Set(p),
+            Desired::Clear => Field::Clear,
+            Desired::Keep => Field::Keep,
+        };
+    }
+    if ex.phone.roles.is_none() {
+        if let MultiDesired::Set(roles) = desired.phone_roles {
+            ex.phone.roles = Some(roles.iter().map(|r| r.to_string()).collect());
+        }
+    }
+    match desired.groups {
+        MultiDesired::Set(groups) => {
+            let managed: BTreeSet<String> = config
+                .rules
+                .iter()
+                .filter(|r| r.target == Target::Group)
+                .map(|r| r.value.trim().to_lowercase())
+                .collect();
+            Some((groups, managed))
+        }
+        MultiDesired::Keep => None,
+    }
+}
+
+fn delete_user(
+    conn: &mut DbConn,
+    env: &Env,
+    account: &AccountRow,
+    change: &IdentityChange,
+    user_id: &str,
+) -> AppResult<Applied> {
+    let user = store::users::find(conn, &account.id, user_id)?.ok_or(AppError::not_found("user"))?;
+    if user.role == BaseRole::Owner.as_str() {
+        return Err(AppError::conflict("owner_role", "the account owner cannot be removed"));
+    }
+    if user.role == BaseRole::Admin.as_str() {
+        check_role_change(change.actor.role, BaseRole::Admin, BaseRole::Member)?;
+    }
+    entitlements::release_all(conn, &user)?;
+    super::groups::remove_from_all(conn, env, &account.id, &user.id, change.source)?;
+    store::users::delete(conn, &user.id)?;
+    let changes = vec![FieldChange::new("user", user.email.clone().or(Some(user.user_name.clone())), None)];
+    audit(conn, env, &account.id, change, "user.deleted", &user.id, &changes, &[])?;
+    let outcome = Outcome {
+        user_id: user.id.clone(),
+        account_id: account.id.clone(),
+        created: false,
+        deleted: true,
+        changes,
+        issues: Vec::new(),
+        version: user.version,
+        invitation_token: None,
+    };
+    Ok(Applied { outcome, user: None, phone: None })
+}
+
+fn unique_conflict(e: DieselError, what: &str) -> AppError {
+    if store::is_unique_violation(&e) {
+        let detail = store::violation_detail(&e);
+        let code = if detail.contains("email") {
+            "email_taken"
+        } else if detail.contains("user_name") {
+            "user_name_taken"
+        } else {
+            "already_exists"
+        };
+        AppError::conflict(code, format!("the {what} already exists ({detail})"))
+    } else {
+        e.into()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn audit(
+    conn: &mut DbConn,
+    env: &Env,
+    account: &str,
+    change: &IdentityChange,
+    action: &str,
+    target: &str,
+    changes: &[FieldChange],
+    issues: &[ProvisioningIssue],
+) -> AppResult<()> {
+    let detail = serde_json::json!({ "changes": changes, "issues": issues });
+    store::audit::record(
+        conn,
+        &NewAudit {
+            account_id: Some(account.to_owned()),
+            actor: change.actor.label.clone(),
+            source: change.source.as_str().to_owned(),
+            action: action.to_owned(),
+            target: Some(target.to_owned()),
+            detail: detail.to_string(),
+            created_at: env.now,
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! `/Bulk` (RFC 7644 §3.7): many operations in one request.
+//!
+//! Each operation runs through the same service function as its single-request twin (so
+//! the same pipeline, checks and errors), as its own atomic write; Bulk itself is not
+//! atomic, as the RFC specifies. `bulkId:<id>` references in a path or anywhere in `data`
+//! are replaced by the id the POST that declared `<id>` created. An operation whose
+//! reference is declared later waits for it (the RFC allows any order); references that
+//! cannot be resolved — unknown, failed, or circular — fail that operation. `failOnErrors`
+//! stops processing after that many errors.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use super::discovery::MAX_BULK_OPERATIONS;
+use super::resource::{etag, Projection};
+use super::service::{self, Ctx, Done, Failure, IfMatch};
+use crate::http::AppState;
+
+pub const BULK_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+pub const BULK_RESPONSE_URN: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Op {
+    method: String,
+    path: String,
+    bulk_id: Option<String>,
+    version: Option<String>,
+    data: Option<Value>,
+}
+
+fn field<'v>(m: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+}
+
+fn syntax(detail: impl Into<String>) -> Failure {
+    Failure::new(400, Some("invalidSyntax"), detail)
+}
+
+pub(crate) fn parse(request: &Value) -> Result<(Vec<Op>, Option<usize>), Failure> {
+    let obj = request.as_object().ok_or_else(|| syntax("the body must be a JSON object"))?;
+    let urn_ok = field(obj, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(BULK_REQUEST_URN))));
+    if !urn_ok {
+        return Err(syntax(format!("`schemas` must contain \"{BULK_REQUEST_URN}\"")));
+    }
+    let fail_on_errors = match field(obj, "failOnErrors") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => return Err(Failure::new(400, Some("invalidValue"), "failOnErrors must be a positive integer")),
+        },
+    };
+    let items =
+        field(obj, "Operations").and_then(Value::as_array).ok_or_else(|| syntax("`Operations` must be an array"))?;
+    if items.len() > MAX_BULK_OPERATIONS {
+        return Err(Failure::new(
+            413,
+            None,
+            format!("{} operations; a Bulk request may carry at most {MAX_BULK_OPERATIONS}", items.len()),
+        ));
+    }
+    let mut ops = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let m = item.as_object().ok_or_else(|| syntax(format!("Operations[{i}] must be an object")))?;
+        let text = |key: &str| -> Result<Option<String>, Failure> {
+            match field(m, key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(syntax(format!("Operations[{i}].{key} must be a string"))),
+            }
+        };
+        let method = text("method")?.ok_or_else(|| syntax(format!("Operations[{i}].method is required")))?;
+        let path = text("path")?.ok_or_else(|| syntax(format!("Operations[{i}].path is required")))?;
+        ops.push(Op {
+            method: method.to_ascii_uppercase(),
+            path,
+            bulk_id: text("bulkId")?,
+            version: text("version")?,
+            data: field(m, "data").cloned(),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for op in &ops {
+        if let Some(id) = &op.bulk_id {
+            if !seen.insert(id.as_str()) {
+                return Err(Failure::new(400, Some("invalidValue"), format!("bulkId {id:?} is declared twice")));
+            }
+        }
+    }
+    Ok((ops, fail_on_errors))
+}
+
+/// `bulkId:<x>` references in a string.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(id) = s.strip_prefix("bulkId:") {
+                out.push(id.to_owned());
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| references(x, out)),
+        Value::Object(m) => m.values().for_each(|x| references(x, out)),
+        _ => {}
+    }
+}
+
+fn op_references(op: &Op) -> Vec<String> {
+    let mut out = Vec::new();
+    for segment in op.path.split('/') {
+        if let Some(id) = segment.strip_prefix("bulkId:") {
+            out.push(id.to_owned());
+        }
+    }
+    if let Some(d) = &op.data {
+        references(d, &mut out);
+    }
+    out
+}
+
+fn substitute(v: &mut Value, ids: &HashMap<String, String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(id) = s.strip_prefix("bulkId:").and_then(|k| ids.get(k)) {
+                *s = id.clone();
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| substitute(x, ids)),
+        Value::Object(m) => m.values_mut().for_each(|x| substitute(x, ids)),
+        _ => {}
+    }
+}
+
+fn substitute_path(path: &str, ids: &HashMap<String, String>) -> String {
+    path.split('/')
+        .map(|seg| match seg.strip_prefix("bulkId:").and_then(|k| ids.get(k)) {
+            Some(id) => id.clone(),
+            None => seg.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Runs one resolved operation.
+async fn execute(state: &AppState, ctx: &Ctx, op: &Op, data: Option<Value>) -> Result<Done, Failure> {
+    let segments: Vec<&str> = op.path.trim_matches('/').split('/').collect();
+    let (kind, id) = match segments.as_slice() {
+        [k] => (*k, None),
+        [k, id] if !id.is_empty() => (*k, Some((*id).to_owned())),
+        _ => return Err(Failure::new(400, Some("invalidPath"), format!("unsupported Bulk path {:?}", op.path))),
+    };
+    let users = if kind.eq_ignore_ascii_case("Users") {
+        true
+    } else if kind.eq_ignore_ascii_case("Groups") {
+        false
+    } else {
+        return Err(Failure::new(404, None, format!("no resource type at {:?}", op.path)));
+    };
+    let body = || -> Result<Vec<u8>, Failure> {
+        let d = data.as_ref().ok_or_else(|| Failure::new(400, Some("invalidSyntax"), "`data` is required"))?;
+        serde_json::to_vec(d).map_err(|e| Failure::new(500, None, e.to_string()))
+    };
+    let if_match = IfMatch(op.version.clone());
+    let none = Projection::default();
+    match (op.method.as_str(), id, users) {
+        ("POST", None, true) => service::create_user(state, ctx, &body()?, none).await,
+        ("POST", None, false) => service::create_group(state, ctx, &body()?, none).await,
+        ("PUT", Some(id), true) => service::replace_user(state, ctx, id, &body()?, if_match, none).await,
+        ("PUT", Some(id), false) => service::replace_group(state, ctx, id, &body()?, if_match, none).await,
+        ("PATCH", Some(id), true) => service::patch_user(state, ctx, id, &body()?, if_match, none).await,
+        ("PATCH", Some(id), false) => service::patch_group(state, ctx, id, &body()?, if_match, none).await,
+        ("DELETE", Some(id), true) => service::delete_user(state, ctx, id, if_match).await,
+        ("DELETE", Some(id), false) => service::delete_group(state, ctx, id, if_match).await,
+        (m, _, _) => Err(Failure::new(
+            400,
+            Some("invalidSyntax"),
+            format!("method {m} is not allowed on {:?} in a Bulk request", op.path),
+        )),
+    }
+}
+
+/// Processes a BulkRequest; the BulkResponse lists one result per operation attempted.
+pub async fn run(state: &AppState, ctx: &Ctx, request: &Value) -> Result<Done, Failure> {
+    let (ops, fail_on_errors) = parse(request)?;
+    let declared: HashMap<&str, usize> =
+        ops.iter().enumerate().filter_map(|(i, o)| o.bulk_id.as_deref().map(|b| (b, i))).collect();
+    let mut created: HashMap<String, String> = HashMap::new();
+    let mut failed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut results: Vec<Option<Value>> = vec![None; ops.len()];
+    let mut pending: Vec<usize> = (0..ops.len()).collect();
+    let mut errors = 0usize;
+
+    'passes: loop {
+        let mut progressed = false;
+        let mut still = Vec::new();
+        for &i in &pending {
+            let Some(op) = ops.get(i) else { continue };
+            let refs = op_references(op);
+            let waiting = refs
+                .iter()
+                .any(|r| !created.contains_key(r) && !failed.contains(r) && declared.contains_key(r.as_str()));
+            if waiting {
+                still.push(i);
+                continue;
+            }
+            progressed = true;
+            let outcome = match refs.iter().find(|r| !created.contains_key(*r)) {
+                Some(r) => Err(Failure::new(
+                    409,
+                    None,
+                    format!("bulkId:{r} does not name a resource created earlier in this request"),
+                )),
+                None => {
+                    let mut resolved = op.clone();
+                    resolved.path = substitute_path(&op.path, &created);
+                    let mut data = op.data.clone();
+                    if let Some(d) = data.as_mut() {
+                        substitute(d, &created);
+                    }
+                    execute(state, ctx, &resolved, data).await
+                }
+            };
+            let entry = match outcome {
+                Ok(done) => {
+                    let id = done.body.as_ref().and_then(|b| b["id"].as_str()).map(str::to_owned);
+                    if let (Some(b), Some(id)) = (&op.bulk_id, &id) {
+                        created.insert(b.clone(), id.clone());
+                    }
+                    let location = done
+                        .body
+                        .as_ref()
+                        .and_then(|b| b["meta"]["location"].as_str())
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("{}{}", ctx.base, substitute_path(&op.path, &created)));
+                    let mut r = json!({ "method": op.method, "location": location, "status": done.status.to_string() });
+                    if let (Some(v), Some(m)) = (done.version, r.as_object_mut()) {
+                        m.insert("version".into(), json!(etag(v)));
+                    }
+                    r
+                }
+                Err(f) => {
+                    errors += 1;
+                    if let Some(b) = &op.bulk_id {
+                        failed.insert(b.clone());
+                    }
+                    json!({ "method": op.method, "status": f.status.to_string(), "response": f.to_json() })
+                }
+            };
+            let mut entry = entry;
+            if let (Some(b), Some(m)) = (&op.bulk_id, entry.as_object_mut()) {
+                m.insert("bulkId".into(), json!(b));
+            }
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(entry);
+            }
+            if fail_on_errors.is_some_and(|n| errors >= n) {
+                break 'passes;
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if !progressed {
+            // Every remaining operation waits on another remaining one: a cycle.
+            for i in pending.drain(..) {
+                let Some(op) = ops.get(i) else { continue };
+                let mut entry = json!({
+                    "method": op.method,
+                    "status": "409",
+                    "response": Failure::new(409, None, "circular bulkId references").to_json(),
+                });
+                if let (Some(b), Some(m)) = (&op.bulk_id, entry.as_object_mut()) {
+                    m.insert("bulkId".into(), json!(b));
+                }
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(entry);
+                }
+            }
+            break;
+        }
+    }
+    let operations: Vec<Value> = results.into_iter().flatten().collect();
+    Ok(Done {
+        status: 200,
+        body: Some(json!({ "schemas": [BULK_RESPONSE_URN], "Operations": operations })),
+        version: None,
+        location: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_validates_requests() {
+        let (ops, fail) = parse(&json!({"schemas": [BULK_REQUEST_URN], "failOnErrors": 2, "Operations": [
+            {"method": "post", "path": "/Users", "bulkId": "a", "data": {}},
+            {"method": "PATCH", "path": "/Groups/bulkId:g", "version": "W/\"1\""}]}))
+        .unwrap();
+        assert_eq!(fail, Some(2));
+        assert_eq!(ops[0].method, "POST");
+        assert_eq!(op_references(&ops[1]), vec!["g".to_owned()]);
+        assert_eq!(parse(&json!({"Operations": []})).unwrap_err().scim_type, Some("invalidSyntax"));
+        let dup = json!({"schemas": [BULK_REQUEST_URN], "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "a"}, {"method": "POST", "path": "/Users", "bulkId": "a"}]});
+        assert_eq!(parse(&dup).unwrap_err().status, 400);
+        let many: Vec<Value> =
+            (0..=MAX_BULK_OPERATIONS).map(|_| json!({"method": "DELETE", "path": "/Users/x"})).collect();
+        assert_eq!(parse(&json!({"schemas": [BULK_REQUEST_URN], "Operations": many})).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn substitutes_references_everywhere() {
+        let ids = HashMap::from([("u".to_owned(), "123".to_owned())]);
+        let mut data = json!({"members": [{"value": "bulkId:u"}, {"value": "bulkId:other"}], "x": "bulkId:u"});
+        substitute(&mut data, &ids);
+        assert_eq!(data, json!({"members": [{"value": "123"}, {"value": "bulkId:other"}], "x": "123"}));
+        assert_eq!(substitute_path("/Users/bulkId:u", &ids), "/Users/123");
+    }
+}

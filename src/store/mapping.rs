@@ -1,0 +1,39 @@
+//! Mapping rule documents, one per account.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::mapping_configs as mc;
+use super::DbConn;
+
+/// The stored rules and their version.
+pub fn get(conn: &mut DbConn, account: &str) -> QueryResult<Option<(String, i64)>> {
+    crate::with_backend!(conn, |c| { mc::table.find(account).select((mc::config, mc::version)).first(c).optional() })
+}
+
+pub fn version(conn: &mut DbConn, account: &str) -> QueryResult<Option<i64>> {
+    crate::with_backend!(conn, |c| { mc::table.find(account).select(mc::version).first(c).optional() })
+}
+
+/// Stores a new document; returns its version.
+pub fn put(conn: &mut DbConn, account: &str, config: &str, now: NaiveDateTime) -> QueryResult<i64> {
+    match version(conn, account)? {
+        Some(v) => {
+            diesel::update(mc::table.find(account))
+                .set((mc::config.eq(config), mc::version.eq(v + 1), mc::updated_at.eq(now)))
+                .execute(conn)?;
+            Ok(v + 1)
+        }
+        None => {
+            diesel::insert_into(mc::table)
+                .values((
+                    mc::account_id.eq(account),
+                    mc::config.eq(config),
+                    mc::version.eq(1i64),
+                    mc::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(1)
+        }
+    }
+}

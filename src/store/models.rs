@@ -1,0 +1,207 @@
+//! Row types, one per table, as Diesel reads and writes them.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable, AsChangeset)]
+#[diesel(table_name = accounts, treat_none_as_default_value = false)]
+pub struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub is_master: bool,
+    pub bulk_licensing: bool,
+    pub billing: Option<String>,
+    pub vanity_name: Option<String>,
+    pub settings: String,
+    pub phone_enabled: bool,
+    pub bundled_licensing: bool,
+    pub auto_phone_provisioning: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = license_pools, treat_none_as_default_value = false)]
+pub struct LicensePoolRow {
+    pub account_id: String,
+    pub product: String,
+    pub available: i64,
+    pub used: i64,
+    pub delegated: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true, treat_none_as_default_value = false)]
+pub struct UserRow {
+    pub id: String,
+    pub account_id: String,
+    pub email: Option<String>,
+    pub user_name: String,
+    pub user_name_lower: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub display_name_lower: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub department: Option<String>,
+    pub job_title: Option<String>,
+    pub user_type: String,
+    pub role: String,
+    pub custom_role_id: Option<String>,
+    pub status: String,
+    pub addons: String,
+    pub seats: String,
+    pub scim: String,
+    pub provisioning_issues: String,
+    pub last_source: String,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_login_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = user_phones, treat_none_as_null = true, treat_none_as_default_value = false)]
+pub struct UserPhoneRow {
+    pub user_id: String,
+    pub account_id: String,
+    pub site_id: Option<String>,
+    pub extension: Option<i64>,
+    pub long_extension: Option<String>,
+    pub phone_number: Option<String>,
+    pub calling_plan: Option<String>,
+    pub calling_plan_bundled: bool,
+    pub phone_roles: String,
+    pub outbound_caller_id: Option<String>,
+    pub sms_enabled: Option<bool>,
+    pub phone_status: Option<String>,
+    pub phone_package: Option<String>,
+    pub user_template: Option<String>,
+    pub allow_caller_id_change: Option<bool>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = phone_sites, treat_none_as_default_value = false)]
+pub struct PhoneSiteRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub name_lower: String,
+    pub site_code: String,
+    pub extension_length: i32,
+    pub is_main: bool,
+    pub allocation_seq: i64,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = desk_phones, treat_none_as_default_value = false)]
+pub struct DeskPhoneRow {
+    pub user_id: String,
+    pub slot: i32,
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub mac_address: String,
+    pub provision_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens, treat_none_as_default_value = false)]
+pub struct TokenRow {
+    pub id: String,
+    pub account_id: Option<String>,
+    pub user_id: Option<String>,
+    pub scope: String,
+    pub token_hash: String,
+    pub label: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = invitations, treat_none_as_default_value = false)]
+pub struct InvitationRow {
+    pub id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub token_hash: String,
+    pub sent_count: i32,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
+pub struct NewAudit {
+    pub account_id: Option<String>,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub id: i64,
+    pub account_id: Option<String>,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = mail_outbox, treat_none_as_default_value = false)]
+pub struct NewMail {
+    pub account_id: Option<String>,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_outbox)]
+pub struct MailRow {
+    pub id: i64,
+    pub account_id: Option<String>,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = groups, treat_none_as_default_value = false)]
+pub struct GroupRow {
+    pub id: String,
+    pub account_id: String,
+    pub display_name: String,
+    pub display_name_lower: String,
+    pub external_id: Option<String>,
+    pub scim: String,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = roles, treat_none_as_default_value = false)]
+pub struct RoleRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub name_lower: String,
+    pub permissions: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}

@@ -1,0 +1,296 @@
+//! Connection URLs, the r2d2 manager that picks the backend from the URL scheme, migrations,
+//! and [`Db`]: the handle the rest of the program holds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::writer::Writer;
+use super::{DbConn, StoreError};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Arbitrary but fixed key of the PostgreSQL advisory lock that serialises migrations when
+/// several server processes start at once.
+const MIGRATION_LOCK_KEY: i64 = 0x7072_6f76_6973;
+
+/// The default database: an SQLite file next to where the server is started.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/provisor.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A parsed database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    /// Path of the SQLite file.
+    Sqlite(PathBuf),
+    /// A libpq connection URL.
+    Postgres(String),
+}
+
+impl DbUrl {
+    /// Accepts `sqlite://PATH`, `sqlite:PATH`, `postgres://…` and `postgresql://…`.
+    pub fn parse(url: &str) -> Result<DbUrl, StoreError> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if rest.is_empty() || rest == ":memory:" {
+                return Err(StoreError::Connect(
+                    "an SQLite URL needs a file path (WAL mode does not work in memory), e.g. sqlite://./data/provisor.db".into(),
+                ));
+            }
+            return Ok(DbUrl::Sqlite(PathBuf::from(rest)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DbUrl::Postgres(url.to_owned()));
+        }
+        Err(StoreError::Connect(format!(
+            "unsupported database URL {:?}: use sqlite://PATH or postgres://USER@HOST/DB",
+            redact(url)
+        )))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbUrl::Sqlite(_) => Backend::Sqlite,
+            DbUrl::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL without its password, for logs and messages.
+    pub fn display(&self) -> String {
+        match self {
+            DbUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DbUrl::Postgres(u) => redact(u),
+        }
+    }
+
+    /// Opens one connection, set up for this program (SQLite pragmas).
+    pub fn connect(&self) -> Result<DbConn, StoreError> {
+        match self {
+            DbUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent() {
+                    if !dir.as_os_str().is_empty() && !dir.exists() {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", dir.display())))?;
+                    }
+                }
+                let path_str = path
+                    .to_str()
+                    .ok_or_else(|| StoreError::Connect(format!("database path is not UTF-8: {}", path.display())))?;
+                let mut conn = SqliteConnection::establish(path_str)
+                    .map_err(|e| StoreError::Connect(format!("cannot open SQLite database {}: {e}", path.display())))?;
+                // busy_timeout first: switching to WAL itself needs the lock.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY; \
+                     PRAGMA wal_autocheckpoint = 0;",
+                )
+                .map_err(|e| StoreError::Connect(format!("cannot configure SQLite: {e}")))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            DbUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConn::Pg)
+                .map_err(|e| StoreError::Connect(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)))),
+        }
+    }
+}
+
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// r2d2 manager that reports the real connection error (Diesel's own manager cannot pick
+/// a backend from the URL for a multi-connection).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DbUrl,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConn, StoreError> {
+        self.url.connect()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        conn.batch_execute("SELECT 1").map_err(StoreError::from)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+pub type DbPool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// Applies the embedded migrations, holding a lock so that concurrent starts do not race.
+pub fn run_migrations(conn: &mut DbConn) -> Result<usize, StoreError> {
+    let mig = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    match conn {
+        DbConn::Sqlite(c) => {
+            // Inside BEGIN IMMEDIATE Diesel runs each migration as a savepoint, and a second
+            // process waits on the write lock instead of applying the same migration twice.
+            super::begin_write_sqlite(c)?;
+            let applied = c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len());
+            match applied {
+                Ok(n) => {
+                    super::commit_sqlite(c)?;
+                    Ok(n)
+                }
+                Err(e) => {
+                    let _ = super::rollback_sqlite(c);
+                    Err(mig(e))
+                }
+            }
+        }
+        DbConn::Pg(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(c)?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()).map_err(mig);
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(c)?;
+            result
+        }
+    }
+}
+
+/// Options for [`Db::open`].
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub pool_size: u32,
+    /// Run pending migrations on open (the server does; `provisor migrate` does it alone).
+    pub migrate: bool,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions { pool_size: 8, migrate: true }
+    }
+}
+
+/// The database handle: a pool for reads and ad-hoc transactions, and the group-commit
+/// writer for the write-heavy request paths. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: DbPool,
+    pub url: Arc<DbUrl>,
+    writer: Arc<Writer>,
+}
+
+impl Db {
+    pub fn open(url: &str, opts: &DbOptions) -> Result<Db, StoreError> {
+        let url = DbUrl::parse(url)?;
+        let mut first = url.connect()?;
+        if opts.migrate {
+            run_migrations(&mut first)?;
+        }
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(opts.pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(30))
+            .build(Manager { url: url.clone() })
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let (writers, batch) = match url.backend() {
+            // One SQLite writer: SQLite takes one writer at a time anyway, and a single
+            // thread batching many jobs per commit is what makes it fast.
+            Backend::Sqlite => (1, super::writer::SQLITE_MAX_BATCH),
+            Backend::Postgres => (opts.pool_size.clamp(2, 8) as usize, 1),
+        };
+        let mut writer = Writer::start(&url, writers, batch)?;
+        if url.backend() == Backend::Sqlite {
+            // Checkpoints move off the commit path: a committing writer no longer stalls
+            // while the WAL is copied back into the database file.
+            writer.start_checkpointer(&url)?;
+        }
+        Ok(Db { pool, url: Arc::new(url), writer: Arc::new(writer) })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// A pooled connection (blocking).
+    pub fn conn(&self) -> Result<PooledConn, StoreError> {
+        self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    /// Runs a read-only closure on a pooled connection, off the async executor.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| E::from(StoreError::Pool(e.to_string())))?;
+            f(&mut conn)
+        })
+        .await;
+        match joined {
+            Ok(r) => r,
+            Err(e) => Err(E::from(StoreError::Pool(format!("database task failed: {e}")))),
+        }
+    }
+
+    /// Runs `f` as one atomic unit through the group-commit writer: it shares a
+    /// transaction with other concurrent writes (each in its own savepoint, so a failing
+    /// job rolls back alone) and its result is delivered once the transaction commits.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    /// Blocking write on a pooled connection in its own transaction (CLI, importers).
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<StoreError> + From<diesel::result::Error>,
+    {
+        let mut conn = self.conn()?;
+        super::write_tx(&mut conn, f)
+    }
+
+    /// Blocking read on a pooled connection.
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let mut conn = self.conn()?;
+        f(&mut conn)
+    }
+}

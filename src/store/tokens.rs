@@ -1,0 +1,52 @@
+//! API tokens: only their SHA-256 is stored.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::models::TokenRow;
+use super::schema::api_tokens as t;
+use super::DbConn;
+
+pub fn insert(conn: &mut DbConn, row: &TokenRow) -> QueryResult<()> {
+    crate::with_backend!(conn, |c| { diesel::insert_into(t::table).values(row).execute(c).map(|_| ()) })
+}
+
+pub fn find_active_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<TokenRow>> {
+    crate::with_backend!(conn, |c| {
+        t::table
+            .filter(t::token_hash.eq(hash))
+            .filter(t::revoked_at.is_null())
+            .select(TokenRow::as_select())
+            .first(c)
+            .optional()
+    })
+}
+
+pub fn list(conn: &mut DbConn, account: &str) -> QueryResult<Vec<TokenRow>> {
+    crate::with_backend!(conn, |c| {
+        t::table.filter(t::account_id.eq(account)).order(t::created_at.asc()).select(TokenRow::as_select()).load(c)
+    })
+}
+
+pub fn any_operator(conn: &mut DbConn) -> QueryResult<bool> {
+    crate::with_backend!(conn, |c| {
+        diesel::select(diesel::dsl::exists(t::table.filter(t::scope.eq("operator")).filter(t::revoked_at.is_null())))
+            .get_result(c)
+    })
+}
+
+pub fn revoke(conn: &mut DbConn, account: &str, id: &str, now: NaiveDateTime) -> QueryResult<Option<String>> {
+    crate::with_backend!(conn, |c| {
+        let hash: Option<String> = t::table
+            .filter(t::id.eq(id))
+            .filter(t::account_id.eq(account))
+            .filter(t::revoked_at.is_null())
+            .select(t::token_hash)
+            .first(c)
+            .optional()?;
+        if hash.is_some() {
+            diesel::update(t::table.filter(t::id.eq(id))).set(t::revoked_at.eq(Some(now))).execute(c)?;
+        }
+        Ok(hash)
+    })
+}

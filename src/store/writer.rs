@@ -1,0 +1,187 @@
+//! Group commit. Concurrent requests hand their write closures to writer threads; a writer
+//! takes every job waiting (up to a bound), runs them in ONE transaction, each inside its
+//! own savepoint, commits once and then answers every caller. On SQLite this turns N fsyncs
+//! and N lock hand-overs into one, which is where most of a write's cost goes.
+//!
+//! A job that fails rolls back to its savepoint and does not disturb the others; if the
+//! commit itself fails every job of the batch gets the error (none of them took effect).
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use diesel::Connection;
+use tokio::sync::oneshot;
+
+use super::pool::DbUrl;
+use super::{DbConn, StoreError};
+
+/// Upper bound of jobs per SQLite transaction: keeps the latency of the first job bounded.
+pub const SQLITE_MAX_BATCH: usize = 512;
+
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A queued write: runs inside the shared transaction, and returns what to do once the
+/// outcome of the commit is known.
+trait Job: Send {
+    fn run(self: Box<Self>, conn: &mut DbConn) -> Completion;
+    fn fail(self: Box<Self>, err: StoreError);
+}
+
+struct ClosureJob<F, T, E> {
+    f: F,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> Job for ClosureJob<F, T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut DbConn) -> Completion {
+        let ClosureJob { f, reply } = *self;
+        // A nested `transaction` is a savepoint: the job's writes go or stay together.
+        let outcome = conn.transaction::<T, E, _>(f);
+        Box::new(move |commit: Result<(), StoreError>| {
+            let result = match (outcome, commit) {
+                (Ok(v), Ok(())) => Ok(v),
+                (Err(e), _) => Err(e),
+                (Ok(_), Err(e)) => Err(E::from(e)),
+            };
+            let _ = reply.send(result);
+        })
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        let _ = self.reply.send(Err(E::from(err)));
+    }
+}
+
+pub struct Writer {
+    queue: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How often the SQLite checkpointer runs.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Writer {
+    /// `max_batch` jobs at most share a transaction. PostgreSQL runs several writers with
+    /// one job per transaction: batching there would let row locks of unrelated jobs
+    /// interleave across writers (a deadlock risk), and PostgreSQL already groups the
+    /// flushes of concurrent commits itself.
+    pub fn start(url: &DbUrl, threads: usize, max_batch: usize) -> Result<Writer, StoreError> {
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let conn = url.connect()?;
+            let rx = Arc::clone(&rx);
+            let url = url.clone();
+            thread::Builder::new()
+                .name(format!("db-writer-{i}"))
+                .spawn(move || writer_loop(url, conn, rx, max_batch.max(1)))
+                .map_err(|e| StoreError::Pool(format!("cannot start the database writer: {e}")))?;
+        }
+        Ok(Writer { queue: Mutex::new(Some(tx)), stop: Arc::default() })
+    }
+
+    /// Runs `PRAGMA wal_checkpoint(PASSIVE)` from its own connection every
+    /// [`CHECKPOINT_EVERY`] (connections are opened with `wal_autocheckpoint = 0`).
+    pub fn start_checkpointer(&mut self, url: &DbUrl) -> Result<(), StoreError> {
+        use diesel::connection::SimpleConnection;
+        let mut conn = url.connect()?;
+        let stop = Arc::clone(&self.stop);
+        thread::Builder::new()
+            .name("db-checkpoint".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    thread::sleep(CHECKPOINT_EVERY);
+                    if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+                let _ = conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);");
+            })
+            .map_err(|e| StoreError::Pool(format!("cannot start the checkpointer: {e}")))?;
+        Ok(())
+    }
+
+    pub async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(ClosureJob { f, reply });
+        {
+            let guard = self.queue.lock().map_err(|_| E::from(StoreError::WriterGone))?;
+            let sender = guard.as_ref().ok_or_else(|| E::from(StoreError::WriterGone))?;
+            sender.send(job).map_err(|_| E::from(StoreError::WriterGone))?;
+        }
+        rx.await.map_err(|_| E::from(StoreError::WriterGone))?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer threads once the queue is drained.
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn writer_loop(url: DbUrl, mut conn: DbConn, rx: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>, max_batch: usize) {
+    loop {
+        let batch = {
+            let Ok(rx) = rx.lock() else { return };
+            let Ok(first) = rx.recv() else { return };
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        if let Err(batch) = run_batch(&mut conn, batch) {
+            // The connection is unusable (e.g. the PostgreSQL server restarted): reconnect
+            // once and retry; if that fails too, answer the jobs with the error.
+            match url.connect() {
+                Ok(fresh) => {
+                    conn = fresh;
+                    if let Err(batch) = run_batch(&mut conn, batch) {
+                        fail_all(batch, "cannot begin a transaction after reconnecting");
+                    }
+                }
+                Err(e) => fail_all(batch, &e.to_string()),
+            }
+        }
+    }
+}
+
+fn fail_all(batch: Vec<Box<dyn Job>>, msg: &str) {
+    for job in batch {
+        job.fail(StoreError::Pool(format!("database unavailable: {msg}")));
+    }
+}
+
+/// Runs one batch; gives the batch back untouched when the transaction cannot even begin.
+fn run_batch(conn: &mut DbConn, batch: Vec<Box<dyn Job>>) -> Result<(), Vec<Box<dyn Job>>> {
+    if super::begin_write(conn).is_err() {
+        return Err(batch);
+    }
+    let completions: Vec<Completion> = batch.into_iter().map(|job| job.run(conn)).collect();
+    let commit = super::commit(conn).map_err(|e| {
+        let _ = super::rollback(conn);
+        e.to_string()
+    });
+    for done in completions {
+        done(commit.clone().map_err(|m| StoreError::Pool(format!("commit failed: {m}"))));
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! A real server on a random loopback port over a fresh database, for the integration
+//! tests and the benchmarks (kept in the library so both use the same code).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use crate::clock::{SharedClock, ShiftedClock};
+use crate::config::ServerConfig;
+use crate::error::{AppError, AppResult};
+use crate::http::AppState;
+use crate::store::pool::DbOptions;
+use crate::store::Db;
+
+/// A database that exists for one test or benchmark run and is removed afterwards.
+pub enum ScratchDb {
+    Sqlite { url: String, _dir: tempfile::TempDir },
+    Postgres { url: String, admin_url: String, schema: String },
+}
+
+impl ScratchDb {
+    /// `spec` is `sqlite` (a file in a temporary directory) or a `postgres://` URL (a fresh
+    /// schema in that database, selected through the connection's `search_path`).
+    pub fn create(spec: &str) -> AppResult<ScratchDb> {
+        if spec.starts_with("postgres") {
+            use diesel::{Connection, RunQueryDsl};
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let mut c = diesel::PgConnection::establish(spec)
+                .map_err(|e| AppError::Unavailable(format!("PostgreSQL at {spec}: {e}")))?;
+            diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut c)?;
+            let sep = if spec.contains('?') { '&' } else { '?' };
+            let url = format!("{spec}{sep}options=-c%20search_path%3D{schema}");
+            Ok(ScratchDb::Postgres { url, admin_url: spec.to_owned(), schema })
+        } else {
+            let dir = tempfile::tempdir().map_err(|e| AppError::Internal(e.to_string()))?;
+            let url = format!("sqlite://{}", dir.path().join("provisor.db").display());
+            Ok(ScratchDb::Sqlite { url, _dir: dir })
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            ScratchDb::Sqlite { url, .. } | ScratchDb::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if let ScratchDb::Postgres { admin_url, schema, .. } = self {
+            use diesel::{Connection, RunQueryDsl};
+            if let Ok(mut c) = diesel::PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut c);
+            }
+        }
+    }
+}
+
+/// A server running in a background thread. Stopped when dropped.
+pub struct RunningServer {
+    pub base: String,
+    pub operator: String,
+    pub clock: ShiftedClock,
+    pub state: Arc<AppState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl RunningServer {
+    pub fn start(database_url: &str, workers: usize) -> AppResult<RunningServer> {
+        let db = Db::open(database_url, &DbOptions { pool_size: 8, migrate: true })?;
+        let clock = ShiftedClock::default();
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| AppError::Internal(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut config = ServerConfig::new(addr, None, database_url.to_owned());
+        config.workers = workers;
+        let shared: SharedClock = Arc::new(clock.clone());
+        let state = Arc::new(AppState::new(db, shared, config));
+        let env = state.env();
+        let operator = state
+            .db
+            .write_blocking(|c| crate::admin::tokens::ensure_operator(c, &env, None))?
+            .ok_or_else(|| AppError::Internal("the scratch database already has an operator".into()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                match crate::http::server(st, listener) {
+                    Ok(server) => {
+                        let _ = tx.send(Ok(server.handle()));
+                        let _ = server.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            })
+        });
+        let handle = rx.recv().map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
+        Ok(RunningServer { base: format!("http://{addr}"), operator, clock, state, handle })
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(h.stop(false))).join();
+    }
+}

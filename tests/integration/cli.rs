@@ -1,0 +1,93 @@
+//! The CLI verbs operators' scripts rely on: one JSON object on stdout, non-zero exit and
+//! a clear message on error.
+
+use serde_json::json;
+
+use crate::harness::{cli, line, TestApp};
+
+#[test]
+fn cli_verbs_print_json_and_fail_clearly() {
+    let app = TestApp::spawn();
+    let (code, v, err) = cli(
+        &app,
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "owner@acme.test",
+            "--kind",
+            "master",
+            "--bulk-licensing",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let master = v["id"].as_str().unwrap().to_owned();
+    let (code, v, err) = cli(
+        &app,
+        &[
+            "account",
+            "create",
+            "--parent",
+            &master,
+            "--name",
+            "Sub",
+            "--owner-email",
+            "owner@sub.test",
+            "--billing",
+            "separate",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let sub = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["parent_id"], master.as_str());
+
+    let (code, v, _) = cli(&app, &["licenses", "set", "--account", &master, "--product", "pro", "--quantity", "50"]);
+    assert_eq!(code, 0);
+    assert_eq!(line(&v, "pro")["purchased"], 50);
+    let (code, v, _) = cli(
+        &app,
+        &["licenses", "delegate", "--account", &master, "--sub", &sub, "--product", "pro", "--quantity", "5"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(line(&v, "pro")["remaining"], 45);
+
+    let (code, v, _) = cli(&app, &["token", "create", "--account", &master, "--scope", "admin"]);
+    assert_eq!(code, 0);
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("pvs_"));
+    // The token works against the running server.
+    let (s, _) = app.post("/api/v1/users", &token, json!({ "email": "ann@acme.test", "type": "pro" }));
+    assert_eq!(s, 201);
+    let (code, v, _) = cli(&app, &["users", "list", "--account", &master]);
+    assert_eq!(code, 0);
+    let users = v["users"].as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    assert!(users.iter().any(|u| u["email"] == "ann@acme.test" && u["type"] == "pro" && u["id"].is_string()));
+
+    // Errors: non-zero, nothing on stdout, a message on stderr.
+    for args in [
+        vec!["licenses", "set", "--account", &master, "--product", "gold", "--quantity", "1"],
+        vec!["account", "create", "--name", "X", "--owner-email", "owner@acme.test"],
+        vec!["token", "create", "--account", "no-such-account", "--scope", "scim"],
+        vec!["users", "list", "--account", "no-such-account"],
+    ] {
+        let (code, v, err) = cli(&app, &args);
+        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(v, serde_json::Value::Null, "{args:?}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+
+    // CSV import from a file with a bad row.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.csv");
+    std::fs::write(&path, "email,first name,last name,department,user group\nbob@acme.test,Bob,,,\nbad,,,,\n").unwrap();
+    let (code, v, err) = cli(&app, &["users", "import", "--account", &master, "--file", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["created"], 1);
+    assert_eq!(v["failed"][0]["line"], 3);
+    let (code, v, _) = cli(&app, &["mail", "list", "--to", "bob@acme.test"]);
+    assert_eq!(code, 0);
+    assert!(v["mails"][0]["body"].as_str().unwrap().contains("token=pvi_"));
+}

@@ -1,0 +1,11 @@
+//! Integration tests over real HTTP, on SQLite and (with PROVISOR_TEST_DATABASE set to a
+//! postgres:// URL) on PostgreSQL.
+
+mod harness;
+
+mod accounts;
+mod cli;
+mod provisioning;
+mod scim;
+mod scim_fixtures;
+mod users;
