@@ -9,5 +9,7 @@ pub mod licenses;
 pub mod mapping;
 pub mod phone;
 pub mod roles;
+pub mod saml_login;
+pub mod sso;
 pub mod tokens;
 pub mod users;

@@ -65,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(web::scope("/api/v1/accounts/{account_id}").configure(routes::account_scoped))
         .service(web::scope("/api/v1").configure(routes::account_scoped))
         .service(web::scope("/scim/v2").configure(crate::scim::handlers::configure))
+        .configure(routes::saml::configure)
         .default_service(web::to(routes::system::not_found));
 }
 
@@ -97,6 +98,15 @@ pub fn spawn_maintenance(state: Arc<AppState>) {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "expired invitations removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "invitation purge failed"),
+            }
+            let now = state.clock.now_naive();
+            match state
+                .db
+                .write(move |c| crate::store::saml::purge_expired(c, now).map_err(crate::error::AppError::from))
+                .await
+            {
+                Ok(p) => tracing::debug!(?p, "expired SAML replay entries, requests and sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "SAML purge failed"),
             }
         }
     });

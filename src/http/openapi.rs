@@ -62,6 +62,11 @@ use super::routes;
         routes::phone::add_numbers,
         routes::phone::remove_number,
         routes::phone::import,
+        routes::sso::get,
+        routes::sso::put,
+        routes::sso::delete,
+        routes::sso::add_certificate,
+        routes::sso::remove_certificate,
     ),
     tags(
         (name = "platform", description = "Operator routes"),

@@ -40,12 +40,14 @@
 //! the test-only keys in `idp-fixtures/`; [`bench`](mod@bench) measures verification
 //! throughput.
 
+pub mod adapter;
 pub mod authn_request;
 pub mod bench;
 pub mod certs;
 pub mod metadata;
 mod prescan;
 mod quiet;
+pub mod redirect;
 pub mod refusal;
 pub mod test_idp;
 pub mod validate;

@@ -14,6 +14,7 @@ pub mod models;
 pub mod phone;
 pub mod pool;
 pub mod roles;
+pub mod saml;
 pub mod schema;
 pub mod scim;
 pub mod tokens;

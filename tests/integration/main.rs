@@ -6,6 +6,7 @@ mod harness;
 mod accounts;
 mod cli;
 mod provisioning;
+mod saml;
 mod scim;
 mod scim_fixtures;
 mod users;

@@ -9,6 +9,8 @@ pub mod mapping;
 pub mod phone;
 pub mod platform;
 pub mod roles;
+pub mod saml;
+pub mod sso;
 pub mod system;
 pub mod tokens;
 pub mod users;
@@ -24,6 +26,7 @@ pub fn account_scoped(cfg: &mut web::ServiceConfig) {
         .configure(groups::configure)
         .configure(mapping::configure)
         .configure(phone::configure)
+        .configure(sso::configure)
         .configure(tokens::configure);
 }
 
@@ -57,6 +60,7 @@ pub struct Params {
     pub group_id: Option<String>,
     pub site_id: Option<String>,
     pub number: Option<String>,
+    pub certificate_id: Option<String>,
 }
 
 impl Params {

@@ -1,0 +1,345 @@
+//! The public SAML 2.0 endpoints (no bearer token: the browser and the IdP call them).
+//!
+//! `{account}` is the account id or its vanity name. Every URL we compare against
+//! (ACS URL, Destination, Recipient, SP entity ID) derives from the configured public URL
+//! and that path segment, never from the request's Host header.
+//!
+//! - `GET  /saml/{account}/metadata` — our SP metadata.
+//! - `GET  /saml/{account}/login?target=/path` — SP-initiated login (HTTP-Redirect binding).
+//! - `POST /saml/{account}/acs` — the Assertion Consumer Service (HTTP-POST binding).
+//! - `GET  /saml/session` — who is signed in, with their entitlements (JSON).
+//! - `POST /saml/logout` — ends the session.
+//!
+//! Refusals answer with an HTML page, or our JSON error shape when the client asks for
+//! JSON (`Accept: application/json`), and leave an audit entry with the reason.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::admin::saml_login::{self, LoginError, SESSION_COOKIE};
+use crate::admin::sso::{self, LoadedSso, SpUrls};
+use crate::error::AppError;
+use crate::http::AppState;
+use crate::saml::{validate_response, AcsInput, OutstandingRequest, SpMetadata};
+use crate::store::models::AccountRow;
+
+/// Largest ACS form body: a 256 KiB response, base64 and then form-encoded.
+pub const ACS_BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/saml/session", web::get().to(session))
+        .route("/saml/logout", web::post().to(logout))
+        .route("/saml/{account}/metadata", web::get().to(metadata))
+        .route("/saml/{account}/login", web::get().to(login))
+        .route("/saml/{account}/acs", web::post().to(acs));
+}
+
+fn wants_json(req: &HttpRequest) -> bool {
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    accept.contains("application/json") && !accept.contains("text/html")
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// The error answer: JSON when asked for, else a small HTML page. Server faults keep
+/// their details in the log.
+fn error_response(req: &HttpRequest, status: u16, code: &str, message: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
+    if wants_json(req) {
+        return resp.json(serde_json::json!({ "error": { "code": code, "message": message } }));
+    }
+    resp.content_type("text/html; charset=utf-8").body(format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head><body>\
+         <h1>Sign-in failed</h1><p>{}</p><p>Reason code: <code>{}</code>. Try signing in again from your \
+         identity provider; if it keeps failing, give your administrator this code and the time.</p></body></html>",
+        html_escape(message),
+        html_escape(code)
+    ))
+}
+
+fn login_error_response(req: &HttpRequest, e: &LoginError) -> HttpResponse {
+    let message = match e {
+        LoginError::App(app) => app.public_message(),
+        other => other.to_string(),
+    };
+    if let LoginError::App(AppError::Internal(detail)) = e {
+        tracing::error!(error = %detail, "internal error during SAML login");
+    }
+    error_response(req, e.status(), e.code(), &message)
+}
+
+struct Sso {
+    account: AccountRow,
+    sso: LoadedSso,
+    urls: SpUrls,
+}
+
+/// Resolves `{account}` and its SSO configuration.
+async fn load(state: &AppState, key: String) -> Result<Sso, LoginError> {
+    if key.is_empty() || key.len() > 200 {
+        return Err(AppError::not_found("account").into());
+    }
+    let public_url = state.config.public_url.clone();
+    state
+        .db
+        .read(move |c| {
+            let account = crate::store::accounts::find_by_id_or_vanity(c, &key)?
+                .ok_or(LoginError::App(AppError::not_found("account")))?;
+            let sso = sso::load(c, &account.id)?.ok_or(LoginError::NotConfigured)?;
+            let urls = SpUrls::new(&public_url, &key, &account.id, sso.row.sp_entity_id.as_deref());
+            Ok(Sso { account, sso, urls })
+        })
+        .await
+}
+
+/// Our SP metadata for the account (entity ID and ACS URL), for the IdP administrator.
+pub async fn metadata(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let key = path.into_inner();
+    let public_url = state.config.public_url.clone();
+    let lookup_key = key.clone();
+    let found = state
+        .db
+        .read(move |c| -> Result<_, AppError> {
+            let account =
+                crate::store::accounts::find_by_id_or_vanity(c, &lookup_key)?.ok_or(AppError::not_found("account"))?;
+            let row = crate::store::saml::config(c, &account.id)?;
+            Ok((account, row))
+        })
+        .await;
+    match found {
+        Ok((account, row)) => {
+            // Without a configuration the metadata still tells the IdP admin what to enter.
+            let urls =
+                SpUrls::new(&public_url, &key, &account.id, row.as_ref().and_then(|r| r.sp_entity_id.as_deref()));
+            let xml = SpMetadata::new(urls.entity_id, urls.acs_url)
+                .with_name_id_format(crate::saml::xml::name_id_format::EMAIL)
+                .to_xml();
+            HttpResponse::Ok().content_type("application/samlmetadata+xml").body(xml)
+        }
+        Err(e) => error_response(&req, e.status(), e.code(), &e.public_message()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    /// Where to go after the login: a local path or a configured absolute prefix.
+    pub target: Option<String>,
+    #[serde(rename = "RelayState")]
+    pub relay_state: Option<String>,
+}
+
+/// SP-initiated login: redirects the browser to the IdP with an AuthnRequest.
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let query = match web::Query::<LoginQuery>::from_query(req.query_string()) {
+        Ok(q) => q.into_inner(),
+        Err(e) => return error_response(&req, 400, "invalid_query", &format!("invalid query string: {e}")),
+    };
+    let loaded = match load(&state, path.into_inner()).await {
+        Ok(l) => l,
+        Err(e) => return login_error_response(&req, &e),
+    };
+    let target = match query.target.or(query.relay_state) {
+        None => None,
+        Some(t) => {
+            match crate::saml::redirect::safe_target(&t, &state.config.public_url, &loaded.sso.allowed_redirects) {
+                Some(safe) => Some(safe),
+                None => {
+                    return error_response(
+                        &req,
+                        400,
+                        "redirect_not_allowed",
+                        "the target must be a local path or an address the SSO configuration allows",
+                    )
+                }
+            }
+        }
+    };
+    let env = state.env();
+    let result = state
+        .db
+        .write(move |c| {
+            saml_login::start_login(c, &env, &loaded.account.id, &loaded.sso, &loaded.urls, target.as_deref())
+        })
+        .await;
+    match result {
+        Ok(url) => HttpResponse::Found()
+            .insert_header((header::LOCATION, url))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(e) => login_error_response(&req, &e),
+    }
+}
+
+/// Reads the form body up to [`ACS_BODY_LIMIT`].
+async fn read_form(payload: web::Payload) -> Result<Vec<(String, String)>, LoginError> {
+    let body = payload
+        .to_bytes_limited(ACS_BODY_LIMIT)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge { limit: ACS_BODY_LIMIT })?
+        .map_err(|e| AppError::bad_request("invalid_body", format!("cannot read the request body: {e}")))?;
+    Ok(url::form_urlencoded::parse(&body).into_owned().collect())
+}
+
+/// The Assertion Consumer Service: validates the posted response, provisions the user
+/// through the pipeline, starts a session and redirects.
+pub async fn acs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let key = path.into_inner();
+    let form = match read_form(payload).await {
+        Ok(f) => f,
+        Err(e) => return login_error_response(&req, &e),
+    };
+    let value = |name: &str| -> Result<Option<String>, LoginError> {
+        let mut found = form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(AppError::bad_request("invalid_form", format!("{name} is given more than once")).into());
+        }
+        Ok(first)
+    };
+    let (saml_response, relay_state) = match (value("SAMLResponse"), value("RelayState")) {
+        (Ok(Some(r)), Ok(rs)) => (r, rs),
+        (Ok(None), _) => {
+            return login_error_response(
+                &req,
+                &AppError::bad_request("invalid_form", "the form has no SAMLResponse field").into(),
+            )
+        }
+        (Err(e), _) | (_, Err(e)) => return login_error_response(&req, &e),
+    };
+    let loaded = match load(&state, key).await {
+        Ok(l) => l,
+        Err(e) => return login_error_response(&req, &e),
+    };
+    let account_id = loaded.account.id.clone();
+
+    match sign_in(&state, &loaded, saml_response, relay_state).await {
+        Ok((success, target)) => {
+            let mut cookie = Cookie::build(SESSION_COOKIE, success.session_token.clone())
+                .path("/")
+                .http_only(true)
+                .secure(state.config.secure_cookies)
+                .same_site(SameSite::Lax)
+                .finish();
+            let ttl = (success.session_expires_at - state.clock.now_naive()).num_seconds().max(0);
+            cookie.set_max_age(actix_web::cookie::time::Duration::seconds(ttl));
+            if wants_json(&req) {
+                let mut body = serde_json::to_value(&success).unwrap_or_default();
+                body["redirect_to"] = serde_json::Value::String(target);
+                HttpResponse::Ok().cookie(cookie).insert_header((header::CACHE_CONTROL, "no-store")).json(body)
+            } else {
+                HttpResponse::SeeOther()
+                    .cookie(cookie)
+                    .insert_header((header::LOCATION, target))
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .finish()
+            }
+        }
+        Err((e, issuer)) => {
+            if e.is_refusal() {
+                tracing::warn!(account = %account_id, reason = e.code(), "SAML login refused");
+                let env = state.env();
+                let (code, message) = (e.code(), e.to_string());
+                let written = state
+                    .db
+                    .write(move |c| saml_login::audit_refusal(c, &env, &account_id, code, &message, issuer.as_deref()))
+                    .await;
+                if let Err(w) = written {
+                    tracing::error!(error = %w, "could not write the audit entry of a refused SAML login");
+                }
+            }
+            login_error_response(&req, &e)
+        }
+    }
+}
+
+/// Validation on a blocking thread (libxmlsec1 is synchronous and CPU-bound), then the
+/// one-transaction completion. On failure, also the Issuer the refusal is attributed to.
+async fn sign_in(
+    state: &AppState,
+    loaded: &Sso,
+    saml_response: String,
+    relay_state: Option<String>,
+) -> Result<(saml_login::LoginSuccess, String), (LoginError, Option<String>)> {
+    let cfg = loaded.sso.validation_config(&loaded.urls);
+    let now = state.clock.now();
+    let verified = web::block(move || {
+        let input = AcsInput {
+            saml_response: &saml_response,
+            relay_state: relay_state.as_deref(),
+            // Any InResponseTo passes here; the transaction below consumes it from the
+            // database (unknown, expired, foreign or used twice → refused, rolled back).
+            outstanding_request: OutstandingRequest::Lookup(&|_| true),
+        };
+        validate_response(&input, &cfg, now)
+    })
+    .await
+    .map_err(|e| (LoginError::App(AppError::Internal(format!("validation task failed: {e}"))), None))?
+    .map_err(|r| (LoginError::Refused(r), None))?;
+
+    let issuer = verified.issuer.clone();
+    let env = state.env();
+    let account = loaded.account.id.clone();
+    let sso = loaded.sso.clone();
+    let posted_relay = verified.relay_state.clone();
+    let login = verified;
+    let success = state
+        .db
+        .write(move |c| saml_login::complete_login(c, &env, &account, &sso, &login))
+        .await
+        .map_err(|e| (e, Some(issuer)))?;
+    // SP-initiated: the target we stored. IdP-initiated: the posted RelayState, if safe.
+    let target = success
+        .stored_target
+        .clone()
+        .or_else(|| {
+            posted_relay.and_then(|r| {
+                crate::saml::redirect::safe_target(&r, &state.config.public_url, &loaded.sso.allowed_redirects)
+            })
+        })
+        .unwrap_or_else(|| "/saml/session".to_owned());
+    Ok((success, target))
+}
+
+fn session_cookie(req: &HttpRequest) -> Option<String> {
+    req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// Who is signed in: the user, their entitlements (type, add-ons, phone, groups) and when
+/// the session ends. 401 without a live session.
+pub async fn session(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let unauthorized = || {
+        HttpResponse::Unauthorized()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({ "error": { "code": "no_session", "message": "not signed in" } }))
+    };
+    let Some(token) = session_cookie(&req) else { return unauthorized() };
+    let now = state.clock.now_naive();
+    match state.db.read(move |c| saml_login::session(c, &token, now)).await {
+        Ok(Some(view)) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(view),
+        Ok(None) => unauthorized(),
+        Err(e) => error_response(&req, e.status(), e.code(), &e.public_message()),
+    }
+}
+
+/// Ends the session and clears the cookie.
+pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Some(token) = session_cookie(&req) {
+        if let Err(e) = state.db.write(move |c| saml_login::end_session(c, &token)).await {
+            return error_response(&req, e.status(), e.code(), &e.public_message());
+        }
+    }
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").http_only(true).finish();
+    gone.make_removal();
+    HttpResponse::NoContent().cookie(gone).finish()
+}
