@@ -9,6 +9,14 @@
 //! GET /scim/v2/Users?filter=userName eq "…" for a random stored user (one client for
 //! latency, then 8); `scim` runs both on the same database.
 //!
+//!     cargo bench --bench load -- saml [--logins 3000,12000]
+//!
+//! `saml` measures ACS logins end to end (HTTP, validation, replay-cache insert, pipeline,
+//! session) for a returning user and for JIT-new users, 1 client then 8, each request a
+//! freshly signed Entra ID-shaped response (assertion signed, RSA-SHA256), and next to it
+//! samael's bare parse + verify rate of the same response on 1 and 2 threads (the floor).
+//! The responses are signed before the clock starts; the client is Rust (reqwest).
+//!
 //! PostgreSQL: `PROVISOR_BENCH_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/test).
 //! Results are printed as a table and as one JSON line per measurement.
 
@@ -22,6 +30,7 @@ struct Opts {
     backends: Vec<String>,
     seconds: u32,
     users: Vec<usize>,
+    logins: Vec<usize>,
 }
 
 fn parse_args() -> Opts {
@@ -31,6 +40,7 @@ fn parse_args() -> Opts {
         backends: vec!["sqlite".into(), "postgres".into()],
         seconds: 10,
         users: vec![1000, 100_000],
+        logins: vec![3000, 12_000],
     };
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -43,6 +53,12 @@ fn parse_args() -> Opts {
             "--seconds" => o.seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(10),
             "--users" => {
                 o.users = args
+                    .next()
+                    .map(|s| s.split(',').filter_map(|n| n.trim().replace('_', "").parse().ok()).collect())
+                    .unwrap_or_default()
+            }
+            "--logins" => {
+                o.logins = args
                     .next()
                     .map(|s| s.split(',').filter_map(|n| n.trim().replace('_', "").parse().ok()).collect())
                     .unwrap_or_default()
@@ -218,6 +234,135 @@ fn seed(server: &RunningServer, account: &str, n: usize) {
     println!("seeded {n} users in {:.1}s", started.elapsed().as_secs_f64());
 }
 
+/// Signs `n` responses for the account's ACS, in parallel; `user(i)` names the i-th user.
+fn sign_responses(entity_id: &str, acs: &str, n: usize, user: impl Fn(usize) -> String + Sync) -> Vec<String> {
+    use provisor::saml::test_idp::{IdpShape, ResponseSpec, SpecAttribute, TestIdp};
+    let idp = TestIdp::load_default().expect("idp-fixtures");
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out = std::sync::Mutex::new(vec![String::new(); n]);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let email = user(i);
+                let mut spec = ResponseSpec::new(IdpShape::EntraId, entity_id, acs);
+                spec.name_id = email.clone();
+                spec.attributes = vec![
+                    SpecAttribute::new("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", &[&email]),
+                    SpecAttribute::new("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname", &["Bench"]),
+                    SpecAttribute::new("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname", &["User"]),
+                    SpecAttribute::new("http://schemas.microsoft.com/ws/2008/06/identity/claims/groups", &["Everyone"]),
+                ];
+                let form: String = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("SAMLResponse", &idp.sign_response(&spec).expect("sign"))
+                    .finish();
+                out.lock().expect("lock")[i] = form;
+            });
+        }
+    });
+    out.into_inner().expect("lock")
+}
+
+/// Posts every body once over `clients` keep-alive connections; 303 (to the target) is a
+/// login. Returns (rate/s, requests, failures, p50 ms, p99 ms).
+fn post_all(acs: &str, bodies: &[String], clients: usize) -> (f64, u64, u64, f64, f64) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::atomic::AtomicU64::new(0);
+    let latencies = std::sync::Mutex::new(Vec::with_capacity(bodies.len()));
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            s.spawn(|| {
+                let client = reqwest::blocking::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .expect("client");
+                let mut mine = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(body) = bodies.get(i) else { break };
+                    let t = std::time::Instant::now();
+                    let resp = client
+                        .post(acs)
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .body(body.clone())
+                        .send();
+                    let ok = matches!(&resp, Ok(r) if r.status().as_u16() == 303);
+                    if let Ok(r) = resp {
+                        let _ = r.bytes();
+                    }
+                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
+                    if !ok {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                latencies.lock().expect("lock").extend(mine);
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let mut l = latencies.into_inner().expect("lock");
+    l.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    (bodies.len() as f64 / secs, bodies.len() as u64, failures.into_inner(), pct(0.50), pct(0.99))
+}
+
+/// SAML ACS logins, returning and JIT-new users, 1 and 8 clients; then samael's floor.
+fn saml(backend: &str, logins: &[usize]) {
+    let (_db, server, account, token) = server_with_account(backend, "admin");
+    let client = reqwest::blocking::Client::new();
+    let metadata =
+        std::fs::read_to_string(provisor::saml::test_idp::TestIdp::fixtures_dir().join("entra-metadata.xml"))
+            .expect("metadata");
+    let cfg: serde_json::Value = client
+        .put(format!("{}/api/v1/sso", server.base))
+        .bearer_auth(&token)
+        .json(&json!({ "idp_metadata": metadata, "allow_idp_initiated": true }))
+        .send()
+        .and_then(|r| r.json())
+        .expect("SSO configured");
+    let entity_id = cfg["sp_entity_id"].as_str().expect("sp_entity_id").to_owned();
+    let acs = cfg["acs_url"].as_str().expect("acs_url").to_owned();
+    let counts = |clients: usize| if clients == 1 { logins[0] } else { *logins.get(1).unwrap_or(&logins[0]) };
+    // The returning user exists before the clock starts.
+    let first = sign_responses(&entity_id, &acs, 1, |_| "returning@bench.test".into());
+    assert_eq!(post_all(&acs, &first, 1).2, 0, "first login");
+    for clients in [1usize, 8] {
+        let bodies = sign_responses(&entity_id, &acs, counts(clients), |_| "returning@bench.test".into());
+        report("saml-acs-returning", backend, clients as u32, post_all(&acs, &bodies, clients));
+    }
+    for clients in [1usize, 8] {
+        let bodies = sign_responses(&entity_id, &acs, counts(clients), |i| format!("jit-{clients}-{i}@bench.test"));
+        report("saml-acs-jit", backend, clients as u32, post_all(&acs, &bodies, clients));
+    }
+    // The floor: samael alone (and our full validator) on the same kind of response.
+    let one = sign_responses(&entity_id, &acs, 1, |_| "floor@bench.test".into());
+    let value: String =
+        url::form_urlencoded::parse(one[0].as_bytes()).next().map(|(_, v)| v.into_owned()).expect("value");
+    let loaded =
+        server.state.db.read_blocking(|c| provisor::admin::sso::load(c, &account)).expect("load").expect("configured");
+    let urls = provisor::admin::sso::SpUrls::new(&server.state.config.public_url, &account, &account, None);
+    let vcfg = loaded.validation_config(&urls);
+    for threads in [1usize, 2] {
+        let dur = std::time::Duration::from_secs(3);
+        let bare = provisor::saml::bench::bench_bare_verify(&value, &vcfg, threads, dur).expect("bare");
+        let full = provisor::saml::bench::bench_full_validate(&value, None, &vcfg, threads, dur).expect("full");
+        println!(
+            "saml-floor     threads={threads} samael_parse_verify={:.0}/s provisor_validate={:.0}/s",
+            bare.per_second, full.per_second
+        );
+        println!(
+            "{}",
+            json!({ "scenario": "saml-floor", "threads": threads, "samael_per_s": bare.per_second.round(),
+                    "validate_per_s": full.per_second.round(), "machine": machine() })
+        );
+    }
+}
+
 /// SCIM: creates and/or userName lookups with `users` stored.
 fn scim(backend: &str, seconds: u32, users: usize, create: bool, filter: bool) {
     let (_db, server, account, token) = server_with_account(backend, "scim");
@@ -357,6 +502,7 @@ fn main() {
         match o.scenario.as_str() {
             "admin" => admin(backend, o.seconds),
             "import" => import(backend),
+            "saml" => saml(backend, &o.logins),
             "scim-create" | "scim-filter" | "scim" => {
                 for &n in &o.users {
                     let create = o.scenario != "scim-filter";
@@ -365,7 +511,7 @@ fn main() {
                 }
             }
             other => {
-                eprintln!("unknown scenario {other:?}; known: admin, import, scim-create, scim-filter, scim");
+                eprintln!("unknown scenario {other:?}; known: admin, import, scim-create, scim-filter, scim, saml");
                 std::process::exit(2);
             }
         }

@@ -427,3 +427,75 @@ pub fn delete(conn: &mut DbConn, env: &Env, actor: &Actor, source: Source, accou
     audit(conn, env, account, actor, source, "sso.removed", None, serde_json::json!({}))?;
     Ok(())
 }
+
+/// An account with its loaded SSO configuration, as the SAML endpoints use it.
+#[derive(Debug, Clone)]
+pub struct AccountSso {
+    pub account: crate::store::models::AccountRow,
+    pub sso: LoadedSso,
+}
+
+/// How long a loaded configuration is used without looking at the database. Changes made
+/// through this process apply at once (the cache is cleared); other processes see them
+/// within this window.
+pub const SSO_RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+struct CachedSso {
+    value: Option<std::sync::Arc<AccountSso>>,
+    checked: std::time::Instant,
+}
+
+/// Loaded configurations by the URL's account key (id or vanity name): parsing the IdP
+/// certificates on every login cost more than the database reads around it.
+#[derive(Default)]
+pub struct SsoCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, CachedSso>>,
+}
+
+impl SsoCache {
+    /// The fresh cached entry for `key`: `Some(None)` is a cached "not configured".
+    pub fn fresh(&self, key: &str) -> Option<Option<std::sync::Arc<AccountSso>>> {
+        let map = self.map.read().ok()?;
+        let c = map.get(key)?;
+        (c.checked.elapsed() < SSO_RECHECK_AFTER).then(|| c.value.clone())
+    }
+
+    /// Loads (or reuses, when `updated_at` has not moved) the configuration behind `key`.
+    pub fn load(&self, conn: &mut DbConn, key: &str) -> AppResult<Option<std::sync::Arc<AccountSso>>> {
+        let Some(account) = store::accounts::find_by_id_or_vanity(conn, key)? else {
+            return Err(AppError::not_found("account"));
+        };
+        let Some(row) = store::saml::config(conn, &account.id)? else {
+            self.put(key, None);
+            return Ok(None);
+        };
+        let previous = self.map.read().ok().and_then(|m| m.get(key).and_then(|c| c.value.clone()));
+        let value = match previous {
+            Some(p) if p.account.id == account.id && p.sso.row.updated_at == row.updated_at => {
+                std::sync::Arc::new(AccountSso { account, sso: LoadedSso { row, ..p.sso.clone() } })
+            }
+            _ => {
+                let sso = load(conn, &account.id)?.ok_or(AppError::not_found("SSO configuration"))?;
+                std::sync::Arc::new(AccountSso { account, sso })
+            }
+        };
+        self.put(key, Some(value.clone()));
+        Ok(Some(value))
+    }
+
+    fn put(&self, key: &str, value: Option<std::sync::Arc<AccountSso>>) {
+        if let Ok(mut map) = self.map.write() {
+            if map.len() > 100_000 {
+                map.clear();
+            }
+            map.insert(key.to_owned(), CachedSso { value, checked: std::time::Instant::now() });
+        }
+    }
+
+    /// Forget everything (after a configuration change through this process).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.map.write() {
+            map.clear();
+        }
+    }
+}

@@ -24,6 +24,7 @@ pub struct AppState {
     pub tokens: auth::TokenCache,
     pub contexts: auth::ContextCache,
     pub mappings: Arc<crate::provisioning::mapping::MappingCache>,
+    pub sso: crate::admin::sso::SsoCache,
     pub config: ServerConfig,
 }
 
@@ -35,6 +36,7 @@ impl AppState {
             tokens: auth::TokenCache::default(),
             contexts: auth::ContextCache::default(),
             mappings: Default::default(),
+            sso: Default::default(),
             config,
         }
     }

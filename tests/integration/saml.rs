@@ -681,3 +681,77 @@ fn cli_sso_set_configures_a_working_login() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["user"]["email"], "jane.doe@example.com");
 }
+
+/// JIT login with phone: the mapped license, site, extension, number and calling plan and
+/// the mapped group; a second login with changed attributes updates them.
+#[test]
+fn jit_login_provisions_phone_and_a_second_login_updates_it() {
+    let app = TestApp::spawn();
+    let sso = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    let t = sso.token.clone();
+    assert_eq!(app.patch("/api/v1/account", &t, json!({ "phone_enabled": true })).0, 200);
+    app.purchase(&sso.account, "pro", 5);
+    app.purchase(&sso.account, "regional_unlimited", 5);
+    let (s, site) =
+        app.post("/api/v1/phone/sites", &t, json!({ "name": "London", "code": "12", "extension_length": 3 }));
+    assert_eq!(s, 201, "{site}");
+    let numbers = json!({ "numbers": ["+44 20 7946 0018", "+44 20 7946 0019"] });
+    assert_eq!(app.post("/api/v1/phone/numbers", &t, numbers).0, 200);
+    assert_eq!(app.post("/api/v1/groups", &t, json!({ "name": "Engineers" })).0, 201);
+    assert_eq!(app.post("/api/v1/groups", &t, json!({ "name": "Sellers" })).0, 201);
+    let rules = json!({
+        "rules": [
+            { "attribute": "groups", "match": { "equals": "Engineering" }, "target": "user_type", "value": "pro" },
+            { "attribute": "groups", "match": { "equals": "Engineering" }, "target": "group", "value": "Engineers" },
+            { "attribute": "groups", "match": { "equals": "Sales" }, "target": "group", "value": "Sellers" },
+            { "attribute": "groups", "match": { "equals": "Engineering" }, "target": "calling_plan", "value": "Regional Unlimited" },
+            { "attribute": "office", "match": { "contains": "LON" }, "target": "phone_site", "value": "London" }
+        ],
+        "direct": [
+            { "attribute": "telephoneNumber", "target": "phone_number" },
+            { "attribute": "telephoneExtension", "target": "phone_extension" }
+        ]
+    });
+    let (s, v) = app.put("/api/v1/mapping", &t, rules);
+    assert_eq!(s, 200, "{v}");
+
+    let login = |groups: &[&str], number: &str, extension: &str| -> Value {
+        let mut sp = spec(IdpShape::Okta, &sso);
+        sp.attributes = vec![
+            SpecAttribute::new("email", &["jane.doe@example.com"]),
+            SpecAttribute::new("firstName", &["Jane"]),
+            SpecAttribute::new("groups", groups),
+            SpecAttribute::new("office", &["LON-3"]),
+            SpecAttribute::new("telephoneNumber", &[number]),
+            SpecAttribute::new("telephoneExtension", &[extension]),
+        ];
+        let (s, headers, v) = post_acs(&app, &sso.acs_url, &idp().sign_response(&sp).unwrap(), None, true);
+        assert_eq!(s, 200, "{v}");
+        let (_, me) = get_session(&app, &session_cookie(&headers));
+        me
+    };
+    let me = login(&["Everyone", "Engineering"], "+44 20 7946 0018", "101");
+    let u = &me["user"];
+    assert_eq!(u["type"], "pro", "{me}");
+    assert_eq!(u["phone"]["site_id"], site["id"], "{me}");
+    assert_eq!(u["phone"]["extension"], 101, "{me}");
+    assert_eq!(u["phone"]["number"], "+442079460018", "{me}");
+    assert_eq!(u["phone"]["calling_plan"], "regional_unlimited", "{me}");
+    assert_eq!(me["groups"], json!(["Engineers"]));
+    assert!(u["provisioning_issues"].as_array().unwrap().is_empty(), "{me}");
+
+    // Changed attributes at the next login: new number and extension, the managed groups
+    // follow; targets no rule matches keep their value (the default `when_no_match`).
+    let me = login(&["Everyone", "Sales"], "+44 20 7946 0019", "102");
+    let u = &me["user"];
+    assert_eq!(u["phone"]["number"], "+442079460019", "{me}");
+    assert_eq!(u["phone"]["extension"], 102, "{me}");
+    assert_eq!(me["groups"], json!(["Sellers"]), "{me}");
+    assert_eq!(u["type"], "pro", "{me}");
+    let (_, pool) = app.get("/api/v1/phone/numbers", &t);
+    let old = pool["numbers"].as_array().unwrap().iter().find(|n| n["number"] == "+442079460018").unwrap().clone();
+    assert!(old["assigned_user_id"].is_null(), "the old number went back to the pool: {pool}");
+    let (_, summary) = app.get("/api/v1/licenses", &t);
+    assert_eq!(line(&summary, "pro")["used"], 1);
+    assert_eq!(line(&summary, "regional_unlimited")["used"], 1);
+}

@@ -19,7 +19,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::admin::saml_login::{self, LoginError, SESSION_COOKIE};
-use crate::admin::sso::{self, LoadedSso, SpUrls};
+use crate::admin::sso::{LoadedSso, SpUrls};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::saml::{validate_response, AcsInput, OutstandingRequest, SpMetadata};
@@ -80,22 +80,23 @@ struct Sso {
     urls: SpUrls,
 }
 
-/// Resolves `{account}` and its SSO configuration.
-async fn load(state: &AppState, key: String) -> Result<Sso, LoginError> {
+/// Resolves `{account}` and its SSO configuration (cached for a moment, see
+/// [`sso::SsoCache`]).
+async fn load(state: &web::Data<AppState>, key: String) -> Result<Sso, LoginError> {
     if key.is_empty() || key.len() > 200 {
         return Err(AppError::not_found("account").into());
     }
-    let public_url = state.config.public_url.clone();
-    state
-        .db
-        .read(move |c| {
-            let account = crate::store::accounts::find_by_id_or_vanity(c, &key)?
-                .ok_or(LoginError::App(AppError::not_found("account")))?;
-            let sso = sso::load(c, &account.id)?.ok_or(LoginError::NotConfigured)?;
-            let urls = SpUrls::new(&public_url, &key, &account.id, sso.row.sp_entity_id.as_deref());
-            Ok(Sso { account, sso, urls })
-        })
-        .await
+    let found = match state.sso.fresh(&key) {
+        Some(found) => found,
+        None => {
+            let st = state.clone();
+            let k = key.clone();
+            state.db.read(move |c| st.sso.load(c, &k)).await?
+        }
+    };
+    let found = found.ok_or(LoginError::NotConfigured)?;
+    let urls = SpUrls::new(&state.config.public_url, &key, &found.account.id, found.sso.row.sp_entity_id.as_deref());
+    Ok(Sso { account: found.account.clone(), sso: found.sso.clone(), urls })
 }
 
 /// Our SP metadata for the account (entity ID and ACS URL), for the IdP administrator.

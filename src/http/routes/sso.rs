@@ -64,6 +64,7 @@ pub async fn put(
     };
     let env = state.env();
     let view = state.db.write(move |c| sso::set(c, &env, &ctx.actor, Source::Api, &ctx.account_id, &input)).await?;
+    state.sso.clear();
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -73,6 +74,7 @@ pub async fn delete(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<Ht
     ctx.require(Permission::SsoManage)?;
     let env = state.env();
     state.db.write(move |c| sso::delete(c, &env, &ctx.actor, Source::Api, &ctx.account_id)).await?;
+    state.sso.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -100,6 +102,7 @@ pub async fn add_certificate(state: web::Data<AppState>, ctx: AccountCtx, body: 
     let env = state.env();
     let view =
         state.db.write(move |c| sso::add_certificate(c, &env, &ctx.actor, Source::Api, &ctx.account_id, &pem)).await?;
+    state.sso.clear();
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -117,5 +120,6 @@ pub async fn remove_certificate(
     let id = Params::get(&path.certificate_id, "certificate_id")?;
     let env = state.env();
     state.db.write(move |c| sso::remove_certificate(c, &env, &ctx.actor, Source::Api, &ctx.account_id, &id)).await?;
+    state.sso.clear();
     Ok(HttpResponse::NoContent().finish())
 }
