@@ -675,11 +675,24 @@ fn cli_sso_set_configures_a_working_login() {
     assert_eq!(code, 0);
     assert_eq!(shown["certificates"].as_array().map(Vec::len), Some(2));
 
+    // The test IdP verb signs a response the server accepts.
     let acs = format!("{}/saml/{account}/acs", app.base);
-    let answer = ResponseSpec::new(IdpShape::Okta, "urn:provisor:cli-test", &acs);
-    let (s, _, v) = post_acs(&app, &acs, &idp().sign_response(&answer).unwrap(), None, true);
+    let (code, signed, err) = cli(
+        &app,
+        &[
+            "test-idp",
+            "--sp-entity-id",
+            "urn:provisor:cli-test",
+            "--acs-url",
+            &acs,
+            "--name-id",
+            "cli.user@example.com",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (s, _, v) = post_acs(&app, &acs, signed["saml_response"].as_str().unwrap(), None, true);
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["user"]["email"], "jane.doe@example.com");
+    assert_eq!(v["user"]["email"], "jane.doe@example.com", "Okta's shape sends the email attribute: {v}");
 }
 
 /// JIT login with phone: the mapped license, site, extension, number and calling plan and
