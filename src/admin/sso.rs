@@ -49,8 +49,12 @@ pub struct SsoInput {
 pub struct CertificateView {
     pub id: String,
     pub fingerprint_sha256: String,
+    #[serde(serialize_with = "crate::clock::rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub not_after: Option<NaiveDateTime>,
     pub pem: String,
+    #[serde(serialize_with = "crate::clock::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: NaiveDateTime,
 }
 
@@ -70,6 +74,8 @@ pub struct SsoView {
     pub jit_enabled: bool,
     pub allow_sha1: bool,
     pub allowed_redirects: Vec<String>,
+    #[serde(serialize_with = "crate::clock::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: NaiveDateTime,
 }
 
@@ -148,16 +154,7 @@ fn view(public_url: &str, row: SsoConfigRow, certs: Vec<SsoCertificateRow>) -> S
         account_id: row.account_id.clone(),
         idp_entity_id: row.idp_entity_id,
         sso_url: row.sso_url,
-        certificates: certs
-            .into_iter()
-            .map(|c| CertificateView {
-                id: c.id,
-                fingerprint_sha256: c.fingerprint,
-                not_after: c.not_after,
-                pem: c.pem,
-                created_at: c.created_at,
-            })
-            .collect(),
+        certificates: certs.into_iter().map(CertificateView::from).collect(),
         sp_entity_id: urls.entity_id,
         acs_url: urls.acs_url,
         metadata_url: urls.metadata_url,
@@ -365,24 +362,35 @@ pub fn add_certificate(
     let row = certificate_row(account, cert, env.now)?;
     store::saml::insert_certificate(conn, &row)
         .map_err(AppError::on_unique("certificate_exists", "this certificate is already trusted"))?;
-    store::saml::touch_config(conn, account, env.now)?;
-    audit(
-        conn,
-        env,
-        account,
-        actor,
-        source,
-        "sso.certificate_added",
-        Some(&row.id),
-        serde_json::json!({ "fingerprint": row.fingerprint }),
-    )?;
-    Ok(CertificateView {
-        id: row.id,
-        fingerprint_sha256: row.fingerprint,
-        not_after: row.not_after,
-        pem: row.pem,
-        created_at: row.created_at,
-    })
+    certificates_changed(conn, env, actor, source, "sso.certificate_added", &row)?;
+    Ok(row.into())
+}
+
+/// After a certificate change: cached validation settings go stale (`updated_at`), and the
+/// audit log says which certificate.
+fn certificates_changed(
+    conn: &mut DbConn,
+    env: &Env,
+    actor: &Actor,
+    source: Source,
+    action: &str,
+    cert: &SsoCertificateRow,
+) -> AppResult<()> {
+    store::saml::touch_config(conn, &cert.account_id, env.now)?;
+    let detail = serde_json::json!({ "fingerprint": cert.fingerprint });
+    audit(conn, env, &cert.account_id, actor, source, action, Some(&cert.id), detail)
+}
+
+impl From<SsoCertificateRow> for CertificateView {
+    fn from(c: SsoCertificateRow) -> CertificateView {
+        CertificateView {
+            id: c.id,
+            fingerprint_sha256: c.fingerprint,
+            not_after: c.not_after,
+            pem: c.pem,
+            created_at: c.created_at,
+        }
+    }
 }
 
 /// Removes a certificate by id or SHA-256 fingerprint; the last one cannot go.
@@ -406,18 +414,7 @@ pub fn remove_certificate(
         ));
     }
     store::saml::delete_certificate(conn, account, &found.id)?;
-    store::saml::touch_config(conn, account, env.now)?;
-    audit(
-        conn,
-        env,
-        account,
-        actor,
-        source,
-        "sso.certificate_removed",
-        Some(&found.id),
-        serde_json::json!({ "fingerprint": found.fingerprint }),
-    )?;
-    Ok(())
+    certificates_changed(conn, env, actor, source, "sso.certificate_removed", found)
 }
 
 pub fn delete(conn: &mut DbConn, env: &Env, actor: &Actor, source: Source, account: &str) -> AppResult<()> {

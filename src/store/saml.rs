@@ -28,7 +28,7 @@ pub struct SsoConfigRow {
 pub struct SsoCertificateRow {
     pub id: String,
     pub account_id: String,
-    /// SHA-256 of the DER, upper-case hex with colons.
+    /// SHA-256 of the DER, lower-case hex.
     pub fingerprint: String,
     pub pem: String,
     pub not_after: Option<NaiveDateTime>,

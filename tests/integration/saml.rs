@@ -473,6 +473,36 @@ fn master_configuration_places_users_into_sub_accounts() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["user"]["account_id"], master);
     assert!(v["outcome"]["issues"].to_string().contains("placement_partial_match"), "{v}");
+
+    // The sub account has a configuration of its own (set by the master's admin through the
+    // mirror): its ACS trusts its IdP, not the master's, and provisions into the sub.
+    let sub_id = sub["id"].as_str().unwrap();
+    let metadata = fixture("entra-metadata.xml");
+    let (s, sub_sso) = app.put(
+        &format!("/api/v1/accounts/{sub_id}/sso"),
+        &app.operator.clone(),
+        json!({ "idp_metadata": metadata, "allow_idp_initiated": true }),
+    );
+    assert_eq!(s, 200, "{sub_sso}");
+    let sub_cfg = Sso {
+        account: sub_id.to_owned(),
+        token: String::new(),
+        entity_id: sub_sso["sp_entity_id"].as_str().unwrap().to_owned(),
+        acs_url: sub_sso["acs_url"].as_str().unwrap().to_owned(),
+    };
+    let mut entra = spec(IdpShape::EntraId, &sub_cfg);
+    entra.name_id = "doctor@uni.test".into();
+    entra.attributes = vec![SpecAttribute::new(
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+        &["doctor@uni.test"],
+    )];
+    let (s, _, v) = post_acs(&app, &sub_cfg.acs_url, &idp().sign_response(&entra).unwrap(), None, true);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["user"]["account_id"], sub["id"]);
+    // The master's IdP (Okta) is not trusted at the sub's ACS.
+    let okta_at_sub = spec(IdpShape::Okta, &sub_cfg);
+    let (s, _, v) = post_acs(&app, &sub_cfg.acs_url, &idp().sign_response(&okta_at_sub).unwrap(), None, true);
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("issuer_mismatch")), "{v}");
 }
 
 #[test]
