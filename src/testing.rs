@@ -65,20 +65,36 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// A server on a fresh database; creates the operator token.
     pub fn start(database_url: &str, workers: usize) -> AppResult<RunningServer> {
+        Self::start_inner(database_url, workers, None)
+    }
+
+    /// A second server process on the same database, answering for the same public URL
+    /// (as behind a load balancer). Its `operator` is empty: the first one has the token.
+    pub fn start_replica(database_url: &str, workers: usize, public_url: &str) -> AppResult<RunningServer> {
+        Self::start_inner(database_url, workers, Some(public_url.to_owned()))
+    }
+
+    fn start_inner(database_url: &str, workers: usize, replica_of: Option<String>) -> AppResult<RunningServer> {
         let db = Db::open(database_url, &DbOptions { pool_size: 8, migrate: true })?;
         let clock = ShiftedClock::default();
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| AppError::Internal(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| AppError::Internal(e.to_string()))?;
-        let mut config = ServerConfig::new(addr, None, database_url.to_owned());
+        let replica = replica_of.is_some();
+        let mut config = ServerConfig::new(addr, replica_of, database_url.to_owned());
         config.workers = workers;
         let shared: SharedClock = Arc::new(clock.clone());
         let state = Arc::new(AppState::new(db, shared, config));
         let env = state.env();
-        let operator = state
-            .db
-            .write_blocking(|c| crate::admin::tokens::ensure_operator(c, &env, None))?
-            .ok_or_else(|| AppError::Internal("the scratch database already has an operator".into()))?;
+        let operator = if replica {
+            String::new()
+        } else {
+            state
+                .db
+                .write_blocking(|c| crate::admin::tokens::ensure_operator(c, &env, None))?
+                .ok_or_else(|| AppError::Internal("the scratch database already has an operator".into()))?
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         let st = state.clone();
         std::thread::spawn(move || {

@@ -272,6 +272,10 @@ fn idp_initiated_login_provisions_through_the_pipeline_and_starts_a_session() {
     let (s, _, v) = post_acs(&app, &sso.acs_url, &b64(&xml), None, true);
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("replayed")), "{v}");
     assert_eq!(refusals(&app, &sso.account), vec!["replayed"]);
+    // IdP-initiated being allowed does not make an InResponseTo we never issued acceptable.
+    let forged = spec(IdpShape::Okta, &sso).in_response_to("_not_ours");
+    let (s, _, v) = post_acs(&app, &sso.acs_url, &idp().sign_response(&forged).unwrap(), None, true);
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("in_response_to_unknown")), "{v}");
 
     // Browser: a fresh response → 303 to a safe RelayState; unsafe RelayState → default page.
     let (s, headers, _) = post_acs(
@@ -797,4 +801,51 @@ fn jit_login_provisions_phone_and_a_second_login_updates_it() {
     let (_, summary) = app.get("/api/v1/licenses", &t);
     assert_eq!(line(&summary, "pro")["used"], 1);
     assert_eq!(line(&summary, "regional_unlimited")["used"], 1);
+}
+
+/// Two server processes on one database behind one public URL: a login request made at one
+/// is answered at the other, and an assertion used at one is a replay at the other.
+#[test]
+fn replay_cache_and_requests_are_shared_by_server_processes() {
+    let app = TestApp::spawn();
+    let sso = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    let second =
+        provisor::testing::RunningServer::start_replica(&app.database_url, 2, &app.base).expect("second server");
+    let acs_at = |server_base: &str| format!("{server_base}/saml/{}/acs", sso.account);
+
+    // Used at the first process, refused at the second.
+    let value = idp().sign_response(&spec(IdpShape::Okta, &sso)).unwrap();
+    assert_eq!(post_acs(&app, &acs_at(&app.base), &value, None, true).0, 200);
+    let (s, _, v) = post_acs(&app, &acs_at(&second.base), &value, None, true);
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("replayed")), "{v}");
+
+    // SP-initiated at the second process, answered at the first (and only once).
+    let resp = browser().get(format!("{}/saml/{}/login?target=/here", second.base, sso.account)).send().unwrap();
+    let request = decode_redirect(resp.headers().get("location").unwrap().to_str().unwrap()).unwrap();
+    let answer = idp().sign_response(&ResponseSpec::answering(IdpShape::Okta, &request)).unwrap();
+    let (s, headers, _) = post_acs(&app, &acs_at(&app.base), &answer, None, false);
+    assert_eq!((s, headers.get("location").map(|l| l.to_str().unwrap().to_owned())), (303, Some("/here".to_owned())));
+    let again = idp().sign_response(&ResponseSpec::answering(IdpShape::Okta, &request)).unwrap();
+    let (s, _, v) = post_acs(&app, &acs_at(&second.base), &again, None, true);
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("in_response_to_unknown")), "{v}");
+
+    // The session cookie works at either process.
+    let (_, headers, _) =
+        post_acs(&app, &acs_at(&second.base), &idp().sign_response(&spec(IdpShape::Okta, &sso)).unwrap(), None, true);
+    assert_eq!(get_session(&app, &session_cookie(&headers)).0, 200);
+
+    // Expired entries are purged: a day later nothing of it is left.
+    let later = chrono::Utc::now().naive_utc() + chrono::Duration::days(1);
+    let purged = app
+        .state
+        .db
+        .write_blocking(|c| provisor::store::saml::purge_expired(c, later).map_err(provisor::error::AppError::from))
+        .unwrap();
+    assert!(purged.replay_entries >= 3 && purged.sessions >= 2, "{purged:?}");
+    let again = app
+        .state
+        .db
+        .write_blocking(|c| provisor::store::saml::purge_expired(c, later).map_err(provisor::error::AppError::from))
+        .unwrap();
+    assert_eq!(again, provisor::store::saml::Purged::default());
 }
