@@ -849,3 +849,43 @@ fn replay_cache_and_requests_are_shared_by_server_processes() {
         .unwrap();
     assert_eq!(again, provisor::store::saml::Purged::default());
 }
+
+/// The first login of one new user arriving twice at once (two tabs, two assertions): both
+/// succeed and there is one user.
+#[test]
+fn simultaneous_first_logins_of_one_user_create_it_once() {
+    let app = TestApp::spawn();
+    let sso = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    for round in 0..3 {
+        let email = format!("twin{round}@example.com");
+        let bodies: Vec<String> = (0..6)
+            .map(|_| {
+                let mut sp = spec(IdpShape::Okta, &sso);
+                sp.name_id = email.clone();
+                sp.attributes = vec![SpecAttribute::new("email", &[&email])];
+                idp().sign_response(&sp).unwrap()
+            })
+            .collect();
+        let barrier = std::sync::Barrier::new(bodies.len());
+        let results: Vec<(u16, Value)> = std::thread::scope(|s| {
+            let handles: Vec<_> = bodies
+                .iter()
+                .map(|b| {
+                    let barrier = &barrier;
+                    let sso = &sso;
+                    let app = &app;
+                    s.spawn(move || {
+                        barrier.wait();
+                        let (st, _, v) = post_acs(app, &sso.acs_url, b, None, true);
+                        (st, v)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.iter().all(|(s, _)| *s == 200), "{results:?}");
+        let ids: std::collections::BTreeSet<String> =
+            results.iter().map(|(_, v)| v["user"]["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(ids.len(), 1, "{results:?}");
+    }
+}

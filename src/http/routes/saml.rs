@@ -289,16 +289,25 @@ async fn sign_in(
     .map_err(|r| (LoginError::Refused(r), None))?;
 
     let issuer = verified.issuer.clone();
-    let env = state.env();
-    let account = loaded.account.id.clone();
-    let sso = loaded.sso.clone();
     let posted_relay = verified.relay_state.clone();
-    let login = verified;
-    let success = state
-        .db
-        .write(move |c| saml_login::complete_login(c, &env, &account, &sso, &login))
-        .await
-        .map_err(|e| (e, Some(issuer)))?;
+    let login = std::sync::Arc::new(verified);
+    let mut attempt = 0;
+    let success = loop {
+        attempt += 1;
+        let (env, account, sso, login) = (state.env(), loaded.account.id.clone(), loaded.sso.clone(), login.clone());
+        let result = state.db.write(move |c| saml_login::complete_login(c, &env, &account, &sso, &login)).await;
+        match result {
+            // Two first logins of one new user at once (PostgreSQL runs writers in
+            // parallel): the loser's insert hits the e-mail constraint. Its transaction,
+            // replay entry included, rolled back; once more, it finds the user and updates.
+            Err(LoginError::App(AppError::Conflict { code: "email_taken" | "user_name_taken", .. }))
+                if attempt == 1 =>
+            {
+                continue
+            }
+            other => break other.map_err(|e| (e, Some(issuer)))?,
+        }
+    };
     // SP-initiated: the target we stored. IdP-initiated: the posted RelayState, if safe.
     let target = success
         .stored_target
