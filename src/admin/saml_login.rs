@@ -190,33 +190,14 @@ pub fn complete_login(
     match existing.as_ref().map(|u| UserStatus::parse(&u.status)) {
         None if !sso.row.jit_enabled => return Err(LoginError::JitDisabled),
         Some(Some(UserStatus::Inactive)) => return Err(LoginError::UserInactive),
+        // Signing in through the account's IdP accepts a pending invitation (the pipeline
+        // does it for a `login` change).
+        Some(Some(UserStatus::Pending)) => change.explicit.status = Some(UserStatus::Active),
         _ => {}
     }
-    let pending_user = existing.as_ref().filter(|u| u.status == UserStatus::Pending.as_str()).map(|u| u.id.clone());
     change.prefetched_user = Some(existing);
     let applied = provisioning::run(conn, env, change)?;
-    let mut user = applied.user.ok_or_else(|| AppError::Internal("the login pipeline returned no user".into()))?;
-    // Signing in through the account's IdP accepts a pending invitation (the pipeline
-    // itself never does: an IdP saying `active` is not the person accepting).
-    if pending_user.as_deref() == Some(user.id.as_str()) && user.status == UserStatus::Pending.as_str() {
-        user.status = UserStatus::Active.as_str().to_owned();
-        user.version += 1;
-        user.updated_at = env.now;
-        store::users::update(conn, &user, None)?;
-        if let Some(inv) = store::users::invitation_for_user(conn, &user.id)? {
-            store::users::delete_invitation(conn, &inv.id)?;
-        }
-        audit(
-            conn,
-            env,
-            &user.account_id,
-            &Actor::system(format!("saml:{}", login.issuer)),
-            Source::Saml,
-            "invitation.accepted",
-            Some(&user.id),
-            serde_json::json!({ "via": "saml_login" }),
-        )?;
-    }
+    let user = applied.user.ok_or_else(|| AppError::Internal("the login pipeline returned no user".into()))?;
     if user.status != UserStatus::Active.as_str() {
         return Err(LoginError::UserInactive);
     }

@@ -219,14 +219,26 @@ fn upsert_user(
     }
 
     // 4. Status.
+    let mut invitation_accepted = false;
     if let Some(s) = ex.status {
         let current = UserStatus::parse(&user.status).unwrap_or(UserStatus::Active);
         let next = match (current, s) {
-            // A pending invitation stays pending until accepted; deactivation still applies.
-            (UserStatus::Pending, UserStatus::Active) => UserStatus::Pending,
+            // A pending invitation stays pending until the person accepts it: the
+            // invitation link, or signing in through the account's IdP (`login`). An IdP
+            // merely saying "active" is not acceptance. Deactivation still applies.
+            (UserStatus::Pending, UserStatus::Active) if !ex.login => UserStatus::Pending,
+            (UserStatus::Pending, UserStatus::Active) => {
+                invitation_accepted = true;
+                UserStatus::Active
+            }
             (_, s) => s,
         };
         set_text(&mut changes, "status", &mut user.status, next.as_str().to_owned());
+    }
+    if invitation_accepted {
+        if let Some(inv) = store::users::invitation_for_user(conn, &user.id)? {
+            store::users::delete_invitation(conn, &inv.id)?;
+        }
     }
     if created && change.invite {
         user.status = UserStatus::Pending.as_str().to_owned();
