@@ -889,3 +889,26 @@ fn simultaneous_first_logins_of_one_user_create_it_once() {
         assert_eq!(ids.len(), 1, "{results:?}");
     }
 }
+
+/// SHA-1 is refused unless the account allows it (a legacy IdP), and then only for it.
+#[test]
+fn sha1_signatures_need_the_accounts_explicit_consent() {
+    use provisor::saml::test_idp::Algorithms;
+    let app = TestApp::spawn();
+    let sso = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    let sha1 = || {
+        let mut sp = spec(IdpShape::Okta, &sso);
+        sp.algorithms = Algorithms::SHA1;
+        idp().sign_response(&sp).unwrap()
+    };
+    let (s, _, v) = post_acs(&app, &sso.acs_url, &sha1(), None, true);
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        matches!(v["error"]["code"].as_str(), Some("signature_algorithm_refused" | "digest_algorithm_refused")),
+        "{v}"
+    );
+    let (s, v) = app.put("/api/v1/sso", &sso.token, json!({ "allow_sha1": true }));
+    assert_eq!((s, v["allow_sha1"].as_bool()), (200, Some(true)), "{v}");
+    let (s, _, v) = post_acs(&app, &sso.acs_url, &sha1(), None, true);
+    assert_eq!(s, 200, "{v}");
+}
