@@ -154,12 +154,12 @@ fn server_with_account(backend: &str, scope: &str) -> (ScratchDb, RunningServer,
         .state
         .db
         .write_blocking(|c| {
-            provisor::admin::accounts::create(
+            provisor::service::accounts::create(
                 c,
                 &env,
                 &actor,
                 provisor::provisioning::Source::Cli,
-                provisor::admin::accounts::NewAccount {
+                provisor::service::accounts::NewAccount {
                     name: "Bench".into(),
                     owner_email: "owner@bench.test".into(),
                     owner_first_name: None,
@@ -179,7 +179,7 @@ fn server_with_account(backend: &str, scope: &str) -> (ScratchDb, RunningServer,
         .state
         .db
         .write_blocking(|c| {
-            provisor::admin::tokens::create(
+            provisor::service::tokens::create(
                 c,
                 &env,
                 &actor,
@@ -199,7 +199,8 @@ fn server_with_account(backend: &str, scope: &str) -> (ScratchDb, RunningServer,
 /// provisioning pipeline, 2,000 per transaction (4 writers in parallel on PostgreSQL).
 fn seed(server: &RunningServer, account: &str, n: usize) {
     use provisor::provisioning::{Actor, Operation};
-    use provisor::scim::{adapter, schema::USER};
+    use provisor::scim::schema::USER;
+    use provisor::service::scim::adapter;
     let started = std::time::Instant::now();
     let chunks: Vec<(usize, usize)> = (0..n).step_by(2000).map(|s| (s, (s + 2000).min(n))).collect();
     let writers = if server.state.db.backend() == provisor::store::Backend::Postgres { 4 } else { 1 };
@@ -343,9 +344,13 @@ fn saml(backend: &str, logins: &[usize]) {
     let one = sign_responses(&entity_id, &acs, 1, |_| "floor@bench.test".into());
     let value: String =
         url::form_urlencoded::parse(one[0].as_bytes()).next().map(|(_, v)| v.into_owned()).expect("value");
-    let loaded =
-        server.state.db.read_blocking(|c| provisor::admin::sso::load(c, &account)).expect("load").expect("configured");
-    let urls = provisor::admin::sso::SpUrls::new(&server.state.config.public_url, &account, &account, None);
+    let loaded = server
+        .state
+        .db
+        .read_blocking(|c| provisor::service::sso::load(c, &account))
+        .expect("load")
+        .expect("configured");
+    let urls = provisor::service::sso::SpUrls::new(&server.state.config.public_url, &account, &account, None);
     let vcfg = loaded.validation_config(&urls);
     for threads in [1usize, 2] {
         let dur = std::time::Duration::from_secs(3);
@@ -389,8 +394,8 @@ fn scim(backend: &str, seconds: u32, users: usize, create: bool, filter: bool) {
 /// phone columns (site, extension, number, calling plan, SMS, a desk phone), each row a new
 /// user. Reports rows/s and the importer's peak resident memory (flat = streamed).
 fn import(backend: &str) {
-    use provisor::admin;
     use provisor::provisioning::{Actor, Source};
+    use provisor::service;
     let spec = if backend == "postgres" { pg_url() } else { "sqlite".into() };
     let db = ScratchDb::create(&spec).expect("scratch database");
     let store = provisor::store::Db::open(db.url(), &Default::default()).expect("database");
@@ -399,12 +404,12 @@ fn import(backend: &str) {
     let total: u32 = 110_000;
     let account = store
         .write_blocking(|c| {
-            let (a, _) = admin::accounts::create(
+            let (a, _) = service::accounts::create(
                 c,
                 &env,
                 &actor,
                 Source::Cli,
-                admin::accounts::NewAccount {
+                service::accounts::NewAccount {
                     name: "Import".into(),
                     owner_email: "owner@import.test".into(),
                     owner_first_name: None,
@@ -416,23 +421,23 @@ fn import(backend: &str) {
                     vanity_name: None,
                 },
             )?;
-            admin::accounts::update(
+            service::accounts::update(
                 c,
                 &env,
                 &actor,
                 &a.id,
-                admin::accounts::AccountUpdate { phone_enabled: Some(true), ..Default::default() },
+                service::accounts::AccountUpdate { phone_enabled: Some(true), ..Default::default() },
             )?;
             let plan = provisor::domain::catalog::Product::CallingPlan(
                 provisor::domain::catalog::CallingPlan::RegionalUnlimited,
             );
-            admin::licenses::purchase(c, &env, &actor, Source::Cli, &a.id, plan, i64::from(total))?;
-            admin::phone::create_site(
+            service::licenses::purchase(c, &env, &actor, Source::Cli, &a.id, plan, i64::from(total))?;
+            service::phone::create_site(
                 c,
                 &env,
                 &actor,
                 &a.id,
-                &admin::phone::NewSite { name: "Bulk".into(), code: "2".into(), extension_length: Some(6) },
+                &service::phone::NewSite { name: "Bulk".into(), code: "2".into(), extension_length: Some(6) },
             )?;
             Ok::<_, provisor::error::AppError>(a.id)
         })
@@ -440,7 +445,7 @@ fn import(backend: &str) {
     for chunk in (0..total).collect::<Vec<_>>().chunks(10_000) {
         let numbers: Vec<String> = chunk.iter().map(|i| format!("+1212{:07}", 5_000_000 + i)).collect();
         store
-            .write_blocking(|c| admin::phone::add_numbers(c, &env, &actor, Source::Cli, &account, &numbers))
+            .write_blocking(|c| service::phone::add_numbers(c, &env, &actor, Source::Cli, &account, &numbers))
             .expect("numbers");
     }
     drop(store);

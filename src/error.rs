@@ -1,7 +1,7 @@
 //! The application error. Layering (as in crates.io): storage code returns
 //! [`StoreError`]/`QueryResult`, domain rules return their own small enums, and everything
-//! meets here as [`AppError`], which `http::error` maps to a response in one place
-//! (and `scim` maps to the SCIM error schema).
+//! meets here as [`AppError`]. The variant says what kind of failure it is; `http::error`
+//! alone turns variants into statuses (and SCIM `scimType`s), and the CLI prints the code.
 
 use crate::domain::accounts::{AccountRuleError, DisassociationError};
 use crate::domain::licenses::LicenseError;
@@ -25,6 +25,10 @@ pub enum AppError {
     /// The request conflicts with the current state (409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A value that must be unique is already held (409; SCIM `uniqueness`): an e-mail, a
+    /// user name, a group or role name, a vanity name, a domain.
+    #[error("{message}")]
+    Taken { code: &'static str, message: String },
     /// Existed, but no longer (410): an expired invitation.
     #[error("{message}")]
     Gone { code: &'static str, message: String },
@@ -52,6 +56,10 @@ impl AppError {
         AppError::Conflict { code, message: message.into() }
     }
 
+    pub fn taken(code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::Taken { code, message: message.into() }
+    }
+
     pub fn not_found(what: &'static str) -> AppError {
         AppError::NotFound { what }
     }
@@ -60,13 +68,13 @@ impl AppError {
         AppError::Forbidden(message.into())
     }
 
-    /// For `map_err`: a unique-constraint violation becomes this conflict (a concurrent or
-    /// earlier insert holds the name); any other database error maps as usual.
+    /// For `map_err`: a unique-constraint violation becomes this [`AppError::Taken`] (a
+    /// concurrent or earlier insert holds the name); any other database error maps as usual.
     pub fn on_unique(code: &'static str, message: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> AppError {
         let message = message.into();
         move |e| {
             if crate::store::is_unique_violation(&e) {
-                AppError::Conflict { code, message }
+                AppError::Taken { code, message }
             } else {
                 e.into()
             }
@@ -76,7 +84,10 @@ impl AppError {
     /// Stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } | AppError::Gone { code, .. } => code,
+            AppError::BadRequest { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::Taken { code, .. }
+            | AppError::Gone { code, .. } => code,
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound { .. } => "not_found",
@@ -84,21 +95,6 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
-        }
-    }
-
-    pub fn status(&self) -> u16 {
-        match self {
-            AppError::BadRequest { .. } => 400,
-            AppError::Unauthorized(_) => 401,
-            AppError::Forbidden(_) => 403,
-            AppError::NotFound { .. } => 404,
-            AppError::Conflict { .. } => 409,
-            AppError::Gone { .. } => 410,
-            AppError::PreconditionFailed(_) => 412,
-            AppError::PayloadTooLarge { .. } => 413,
-            AppError::Unavailable(_) => 503,
-            AppError::Internal(_) => 500,
         }
     }
 
@@ -128,7 +124,7 @@ impl From<diesel::result::Error> for AppError {
         match &e {
             Error::NotFound => AppError::not_found("record"),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                AppError::conflict("already_exists", format!("already exists ({})", crate::store::violation_detail(&e)))
+                AppError::taken("already_exists", "a record with this value already exists")
             }
             Error::DatabaseError(DatabaseErrorKind::CheckViolation, _) => AppError::conflict(
                 "limit_exceeded",

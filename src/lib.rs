@@ -1,11 +1,12 @@
 //! provisor: an identity-provisioning server.
 //!
-//! See `ARCHITECTURE.md` for the module map. Arrows point inward: protocol adapters
-//! (`scim`, `saml`, `csv`, `http`) → `provisioning` → `domain`; `provisioning` → `store`.
-//! `domain` is plain Rust over plain data and imports nothing else of ours.
+//! See `ARCHITECTURE.md` for the module map. Arrows point inward: `http` and `cli` →
+//! `service` → `provisioning` → `store` and `domain`; the protocol cores `scim` and `saml`
+//! know no HTTP and no storage. `domain` is plain Rust over plain data and imports nothing
+//! else of ours.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
 
-pub mod admin;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -16,5 +17,6 @@ pub mod provisioning;
 pub mod saml;
 pub mod scim;
 pub mod secrets;
+pub mod service;
 pub mod store;
 pub mod testing;

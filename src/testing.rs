@@ -92,7 +92,7 @@ impl RunningServer {
         } else {
             state
                 .db
-                .write_blocking(|c| crate::admin::tokens::ensure_operator(c, &env, None))?
+                .write_blocking(|c| crate::service::tokens::ensure_operator(c, &env, None))?
                 .ok_or_else(|| AppError::Internal("the scratch database already has an operator".into()))?
         };
         let (tx, rx) = std::sync::mpsc::channel();

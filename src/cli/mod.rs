@@ -9,7 +9,6 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::admin;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::ServerConfig;
 use crate::domain::accounts::Billing;
@@ -17,6 +16,7 @@ use crate::domain::catalog::Product;
 use crate::error::{AppError, AppResult};
 use crate::http::telemetry::{init_logging, LogFormat};
 use crate::provisioning::{Actor, Env, Source};
+use crate::service;
 use crate::store::pool::{DbOptions, DEFAULT_DATABASE_URL};
 use crate::store::Db;
 
@@ -446,7 +446,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                             )
                         })?),
                     };
-                    let new = admin::accounts::NewAccount {
+                    let new = service::accounts::NewAccount {
                         name,
                         owner_email,
                         owner_first_name: None,
@@ -458,7 +458,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                         vanity_name,
                     };
                     let (row, owner) =
-                        db.write_blocking(|c| admin::accounts::create(c, &env, &actor, Source::Cli, new))?;
+                        db.write_blocking(|c| service::accounts::create(c, &env, &actor, Source::Cli, new))?;
                     Ok(Some(
                         json!({ "id": row.id, "owner_id": owner.id, "parent_id": row.parent_id, "is_master": row.is_master }),
                     ))
@@ -466,7 +466,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                 AccountCmd::Show { id } => {
                     let v = db.read_blocking(|c| {
                         let row = crate::store::accounts::find(c, &id)?.ok_or(AppError::not_found("account"))?;
-                        admin::accounts::view(c, &row)
+                        service::accounts::view(c, &row)
                     })?;
                     Ok(Some(serde_json::to_value(v).map_err(|e| AppError::Internal(e.to_string()))?))
                 }
@@ -476,7 +476,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                             Some(p) => crate::store::accounts::list_subs(c, p)?,
                             None => crate::store::accounts::list_top_level(c, 10_000, 0)?,
                         };
-                        rows.iter().map(|r| admin::accounts::view(c, r)).collect::<AppResult<Vec<_>>>()
+                        rows.iter().map(|r| service::accounts::view(c, r)).collect::<AppResult<Vec<_>>>()
                     })?;
                     Ok(Some(json!({ "accounts": v })))
                 }
@@ -489,21 +489,21 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                 LicensesCmd::Set { account, product: p, quantity } => {
                     let p = product(&p)?;
                     let s = db.write_blocking(|c| {
-                        admin::licenses::purchase(c, &env, &actor, Source::Cli, &account, p, quantity)?;
-                        admin::licenses::summary(c, &account)
+                        service::licenses::purchase(c, &env, &actor, Source::Cli, &account, p, quantity)?;
+                        service::licenses::summary(c, &account)
                     })?;
                     (account, s)
                 }
                 LicensesCmd::Delegate { account, sub, product: p, quantity } => {
                     let p = product(&p)?;
                     let s = db.write_blocking(|c| {
-                        admin::licenses::delegate(c, &env, &actor, &account, &sub, p, quantity)?;
-                        admin::licenses::summary(c, &account)
+                        service::licenses::delegate(c, &env, &actor, &account, &sub, p, quantity)?;
+                        service::licenses::summary(c, &account)
                     })?;
                     (account, s)
                 }
                 LicensesCmd::Summary { account } => {
-                    let s = db.read_blocking(|c| admin::licenses::summary(c, &account))?;
+                    let s = db.read_blocking(|c| service::licenses::summary(c, &account))?;
                     (account, s)
                 }
             };
@@ -514,7 +514,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
             let db = open(&cli.database_url, true)?;
             let env = cli_env(&clock);
             let t = db.write_blocking(|c| {
-                admin::tokens::create(c, &env, &actor, Source::Cli, &account, &scope, user.as_deref(), label.clone())
+                service::tokens::create(c, &env, &actor, Source::Cli, &account, &scope, user.as_deref(), label.clone())
             })?;
             Ok(Some(
                 json!({ "token": t.token, "id": t.id, "scope": t.scope, "account_id": t.account_id, "user_id": t.user_id }),
@@ -526,7 +526,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                 UsersCmd::List { account, limit, offset } => {
                     let (users, total) = db.read_blocking(|c| {
                         crate::store::accounts::find(c, &account)?.ok_or(AppError::not_found("account"))?;
-                        admin::users::list(c, &account, &Default::default(), limit.clamp(1, 100_000), offset.max(0))
+                        service::users::list(c, &account, &Default::default(), limit.clamp(1, 100_000), offset.max(0))
                     })?;
                     Ok(Some(json!({ "users": users, "total": total })))
                 }
@@ -541,12 +541,12 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                     let bar = progress_bar(size);
                     let reader =
                         ProgressReader { inner: std::io::BufReader::with_capacity(1 << 16, f), bar: bar.clone() };
-                    let report = admin::users::import_csv(&db, || cli_env(&clock), &actor, &account, reader, |_| {})?;
+                    let report = service::users::import_csv(&db, || cli_env(&clock), &actor, &account, reader, |_| {})?;
                     bar.finish_and_clear();
                     Ok(Some(serde_json::to_value(report).map_err(|e| AppError::Internal(e.to_string()))?))
                 }
                 UsersCmd::Export { account, file } => {
-                    let bytes = db.read_blocking(|c| admin::users::export_csv(c, &account))?;
+                    let bytes = db.read_blocking(|c| service::users::export_csv(c, &account))?;
                     match file {
                         Some(path) => {
                             std::fs::write(&path, &bytes).map_err(|e| {
@@ -608,7 +608,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                     } else {
                         Some(idp_certificate.iter().map(|p| read(p)).collect::<AppResult<Vec<_>>>()?)
                     };
-                    let input = admin::sso::SsoInput {
+                    let input = service::sso::SsoInput {
                         idp_metadata: idp_metadata.as_deref().map(read).transpose()?,
                         idp_entity_id,
                         sso_url,
@@ -620,27 +620,27 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                         allow_sha1: allow_sha1.then_some(true),
                         allowed_redirects: (!allowed_redirect.is_empty()).then_some(allowed_redirect),
                     };
-                    let v = db.write_blocking(|c| admin::sso::set(c, &env, &actor, Source::Cli, &account, &input))?;
+                    let v = db.write_blocking(|c| service::sso::set(c, &env, &actor, Source::Cli, &account, &input))?;
                     Ok(Some(serde_json::to_value(v).map_err(|e| AppError::Internal(e.to_string()))?))
                 }
                 SsoCmd::Show { account } => {
-                    let v = db.read_blocking(|c| admin::sso::get(c, &env.public_url, &account))?;
+                    let v = db.read_blocking(|c| service::sso::get(c, &env.public_url, &account))?;
                     Ok(Some(serde_json::to_value(v).map_err(|e| AppError::Internal(e.to_string()))?))
                 }
                 SsoCmd::Delete { account } => {
-                    db.write_blocking(|c| admin::sso::delete(c, &env, &actor, Source::Cli, &account))?;
+                    db.write_blocking(|c| service::sso::delete(c, &env, &actor, Source::Cli, &account))?;
                     Ok(Some(json!({ "account_id": account, "deleted": true })))
                 }
                 SsoCmd::AddCertificate { account, file } => {
                     let pem = read(&file)?;
                     let v = db.write_blocking(|c| {
-                        admin::sso::add_certificate(c, &env, &actor, Source::Cli, &account, &pem)
+                        service::sso::add_certificate(c, &env, &actor, Source::Cli, &account, &pem)
                     })?;
                     Ok(Some(serde_json::to_value(v).map_err(|e| AppError::Internal(e.to_string()))?))
                 }
                 SsoCmd::RemoveCertificate { account, certificate } => {
                     db.write_blocking(|c| {
-                        admin::sso::remove_certificate(c, &env, &actor, Source::Cli, &account, &certificate)
+                        service::sso::remove_certificate(c, &env, &actor, Source::Cli, &account, &certificate)
                     })?;
                     Ok(Some(json!({ "account_id": account, "removed": certificate })))
                 }
@@ -656,12 +656,12 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                     })?;
                     let version = db.write_blocking(|c| {
                         crate::store::accounts::find(c, &account)?.ok_or(AppError::not_found("account"))?;
-                        admin::mapping::set(c, &env, &actor, Source::Cli, &account, &text)
+                        service::mapping::set(c, &env, &actor, Source::Cli, &account, &text)
                     })?;
                     Ok(Some(json!({ "account_id": account, "version": version })))
                 }
                 MappingCmd::Show { account } => {
-                    let (rules, version) = db.read_blocking(|c| admin::mapping::get(c, &account))?;
+                    let (rules, version) = db.read_blocking(|c| service::mapping::get(c, &account))?;
                     Ok(Some(json!({ "account_id": account, "version": version, "rules": rules })))
                 }
             }
@@ -671,20 +671,20 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
             let env = cli_env(&clock);
             match cmd {
                 PhoneCmd::Site(SiteCmd::Create { account, name, code, extension_length }) => {
-                    let new = admin::phone::NewSite { name, code, extension_length };
-                    let v = db.write_blocking(|c| admin::phone::create_site(c, &env, &actor, &account, &new))?;
+                    let new = service::phone::NewSite { name, code, extension_length };
+                    let v = db.write_blocking(|c| service::phone::create_site(c, &env, &actor, &account, &new))?;
                     Ok(Some(serde_json::to_value(v).map_err(|e| AppError::Internal(e.to_string()))?))
                 }
                 PhoneCmd::Site(SiteCmd::List { account }) => {
                     let v = db.read_blocking(|c| {
                         let rows = crate::store::phone::sites(c, &account)?;
-                        rows.into_iter().map(|r| admin::phone::site_view(c, r)).collect::<AppResult<Vec<_>>>()
+                        rows.into_iter().map(|r| service::phone::site_view(c, r)).collect::<AppResult<Vec<_>>>()
                     })?;
                     Ok(Some(json!({ "sites": v })))
                 }
                 PhoneCmd::Numbers(NumbersCmd::Add { account, numbers }) => {
                     let r = db.write_blocking(|c| {
-                        admin::phone::add_numbers(c, &env, &actor, Source::Cli, &account, &numbers)
+                        service::phone::add_numbers(c, &env, &actor, Source::Cli, &account, &numbers)
                     })?;
                     Ok(Some(serde_json::to_value(r).map_err(|e| AppError::Internal(e.to_string()))?))
                 }
@@ -697,7 +697,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
                     let bar = progress_bar(size);
                     let reader =
                         ProgressReader { inner: std::io::BufReader::with_capacity(1 << 16, f), bar: bar.clone() };
-                    let report = admin::phone::import_csv(
+                    let report = service::phone::import_csv(
                         &db,
                         || cli_env(&clock),
                         &actor,
@@ -715,22 +715,22 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
         Command::Settings(SettingsCmd::Set { account, phone_enabled, bundled_licensing, auto_phone_provisioning }) => {
             let db = open(&cli.database_url, true)?;
             let env = cli_env(&clock);
-            let upd = admin::accounts::AccountUpdate {
+            let upd = service::accounts::AccountUpdate {
                 phone_enabled,
                 bundled_licensing,
                 auto_phone_provisioning,
                 ..Default::default()
             };
             let v = db.write_blocking(|c| {
-                let row = admin::accounts::update(c, &env, &actor, &account, upd)?;
-                admin::accounts::view(c, &row)
+                let row = service::accounts::update(c, &env, &actor, &account, upd)?;
+                service::accounts::view(c, &row)
             })?;
             Ok(Some(serde_json::to_value(v).map_err(|e| AppError::Internal(e.to_string()))?))
         }
         Command::Invitations(InvitationsCmd::Purge) => {
             let db = open(&cli.database_url, true)?;
             let env = cli_env(&clock);
-            let n = db.write_blocking(|c| admin::users::purge_expired_invitations(c, &env))?;
+            let n = db.write_blocking(|c| service::users::purge_expired_invitations(c, &env))?;
             Ok(Some(json!({ "purged": n })))
         }
     }
@@ -772,7 +772,7 @@ fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let env = Env::standalone(clock.now_naive(), config.public_url.clone());
     let bootstrap = std::env::var("PROVISOR_BOOTSTRAP_TOKEN").ok().filter(|t| !t.is_empty());
-    let created = db.write_blocking(|c| admin::tokens::ensure_operator(c, &env, bootstrap.as_deref()))?;
+    let created = db.write_blocking(|c| service::tokens::ensure_operator(c, &env, bootstrap.as_deref()))?;
     if let Some(token) = created {
         let shown = if bootstrap.is_some() { json!("(from PROVISOR_BOOTSTRAP_TOKEN)") } else { json!(token) };
         println!(

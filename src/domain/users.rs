@@ -8,7 +8,22 @@ use serde::{Deserialize, Serialize};
 
 use super::accounts::normalize_email;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A user's base role. Stored as its name (`store::types` converts at the store edge).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum BaseRole {
     Owner,
@@ -35,7 +50,10 @@ impl BaseRole {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a user is in its life. Stored as its name (`store::types` converts at the store
+/// edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     /// Invited, not accepted yet.
@@ -43,6 +61,18 @@ pub enum UserStatus {
     Active,
     /// Deactivated (e.g. SCIM `active=false`): keeps its data, cannot sign in.
     Inactive,
+}
+
+impl std::fmt::Display for BaseRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for UserStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl UserStatus {

@@ -1,91 +1,18 @@
-//! Bearer-token authentication and the per-request account context.
-//!
-//! Tokens are looked up by their SHA-256; verified tokens are cached in memory for a short
-//! time so the hot paths (SCIM pushes) skip the database. Revocation through this process
-//! clears the cache entry at once; other processes notice within [`TOKEN_CACHE_TTL`].
+//! Bearer-token extractors: read the `Authorization` header, hand the token to
+//! `service::auth`, and record the account on the request span.
 
-use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 
 use super::AppState;
-use crate::domain::users::{effective_permissions, BaseRole, Permission};
 use crate::error::{AppError, AppResult};
-use crate::provisioning::Actor;
-use crate::secrets::hash_secret;
-use crate::store::{self, DbConn};
+use crate::service::auth;
+pub use crate::service::auth::{AccountCtx, OperatorCtx, Principal, ScimCtx, Scope};
 
-pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
-/// How long a resolved account context (acting user's role and permissions) is reused.
-/// Changes made through this process clear it at once; other processes see role changes
-/// within this window.
-pub const CONTEXT_CACHE_TTL: Duration = Duration::from_secs(5);
-const TOKEN_CACHE_MAX: usize = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Operator,
-    Admin,
-    Scim,
-}
-
-impl Scope {
-    pub fn parse(s: &str) -> Option<Scope> {
-        match s {
-            "operator" => Some(Scope::Operator),
-            "admin" => Some(Scope::Admin),
-            "scim" => Some(Scope::Scim),
-            _ => None,
-        }
-    }
-}
-
-/// Who a valid token speaks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub token_id: String,
-    pub token_hash: String,
-    pub scope: Scope,
-    /// None for the platform operator.
-    pub account_id: Option<String>,
-    /// The user an admin token acts as.
-    pub user_id: Option<String>,
-}
-
-#[derive(Default)]
-pub struct TokenCache {
-    map: RwLock<HashMap<String, (Principal, Instant)>>,
-}
-
-impl TokenCache {
-    fn get(&self, token: &str) -> Option<Principal> {
-        let map = self.map.read().ok()?;
-        let (p, at) = map.get(token)?;
-        (at.elapsed() < TOKEN_CACHE_TTL).then(|| p.clone())
-    }
-
-    fn put(&self, token: &str, p: Principal) {
-        if let Ok(mut map) = self.map.write() {
-            if map.len() >= TOKEN_CACHE_MAX {
-                map.clear();
-            }
-            map.insert(token.to_owned(), (p, Instant::now()));
-        }
-    }
-
-    /// Forgets a token by its stored hash (after revocation).
-    pub fn forget_hash(&self, hash: &str) {
-        if let Ok(mut map) = self.map.write() {
-            map.retain(|_, (p, _)| p.token_hash != hash);
-        }
-    }
-}
-
-fn bearer(req: &HttpRequest) -> AppResult<String> {
+/// The bearer token of a request.
+pub fn bearer(req: &HttpRequest) -> AppResult<String> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -99,193 +26,14 @@ fn bearer(req: &HttpRequest) -> AppResult<String> {
     Ok(token.trim().to_owned())
 }
 
-fn lookup(conn: &mut DbConn, hash: &str) -> AppResult<Principal> {
-    let row = store::tokens::find_active_by_hash(conn, hash)?
-        .ok_or_else(|| AppError::Unauthorized("unknown or revoked token".into()))?;
-    let scope = Scope::parse(&row.scope).ok_or_else(|| AppError::Internal(format!("token scope {:?}", row.scope)))?;
-    Ok(Principal {
-        token_id: row.id,
-        token_hash: row.token_hash,
-        scope,
-        account_id: row.account_id,
-        user_id: row.user_id,
-    })
-}
-
-/// Resolves the request's token (cache first).
-pub async fn authenticate(state: &AppState, req: &HttpRequest) -> AppResult<Principal> {
-    let token = bearer(req)?;
-    if let Some(p) = state.tokens.get(&token) {
-        return Ok(p);
-    }
-    let hash = hash_secret(&token);
-    let p = state.db.read(move |c| lookup(c, &hash)).await?;
-    state.tokens.put(&token, p.clone());
-    Ok(p)
-}
-
 fn record_account(req: &HttpRequest, account: &str) {
     if let Some(span) = req.extensions().get::<tracing_actix_web::RootSpan>() {
         span.record("account", account);
     }
 }
 
-/// A bearer token and the account id of the mirror path, if any.
-type ContextKey = (String, Option<String>);
-
-/// Resolved [`AccountCtx`]s by (token, mirror target).
-#[derive(Default)]
-pub struct ContextCache {
-    map: RwLock<HashMap<ContextKey, (AccountCtx, Instant)>>,
-}
-
-impl ContextCache {
-    fn get(&self, key: &ContextKey) -> Option<AccountCtx> {
-        let map = self.map.read().ok()?;
-        let (ctx, at) = map.get(key)?;
-        (at.elapsed() < CONTEXT_CACHE_TTL).then(|| ctx.clone())
-    }
-
-    fn put(&self, key: ContextKey, ctx: AccountCtx) {
-        if let Ok(mut map) = self.map.write() {
-            if map.len() >= TOKEN_CACHE_MAX {
-                map.clear();
-            }
-            map.insert(key, (ctx, Instant::now()));
-        }
-    }
-
-    /// Forgets everything: called after any change of roles, permissions, users or tokens.
-    pub fn clear(&self) {
-        if let Ok(mut map) = self.map.write() {
-            map.clear();
-        }
-    }
-}
-
-/// The account an admin request acts on, who acts, and with which permissions. On the
-/// master mirror (`/api/v1/accounts/{accountId}/…`) the account comes from the path and
-/// the caller must be the operator or an admin of an ancestor master whose role has
-/// `sub_accounts:manage`; they then act with the sub account owner's rights.
-#[derive(Debug, Clone)]
-pub struct AccountCtx {
-    pub account_id: String,
-    pub principal: Principal,
-    pub actor: Actor,
-    pub permissions: BTreeSet<Permission>,
-    pub via_mirror: bool,
-}
-
-impl AccountCtx {
-    pub fn require(&self, p: Permission) -> AppResult<()> {
-        if self.permissions.contains(&p) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(format!("this action needs the {} permission", p.as_str())))
-        }
-    }
-
-    pub fn is_operator(&self) -> bool {
-        self.principal.scope == Scope::Operator
-    }
-
-    pub fn require_operator(&self) -> AppResult<()> {
-        if self.is_operator() {
-            Ok(())
-        } else {
-            Err(AppError::forbidden("only the platform operator may do this"))
-        }
-    }
-}
-
-fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<String>) -> AppResult<AccountCtx> {
-    let all: BTreeSet<Permission> = Permission::ALL.iter().copied().collect();
-    match (principal.scope, mirror_target) {
-        (Scope::Scim, _) => Err(AppError::forbidden("this token is for SCIM provisioning only; use an admin token")),
-        (Scope::Operator, None) => Err(AppError::bad_request(
-            "account_required",
-            "the operator token has no account: use /api/v1/accounts/{accountId}/…",
-        )),
-        (Scope::Operator, Some(target)) => {
-            store::accounts::find(conn, &target)?.ok_or(AppError::not_found("account"))?;
-            Ok(AccountCtx {
-                account_id: target,
-                actor: Actor::system(format!("operator:{}", principal.token_id)),
-                principal,
-                permissions: all,
-                via_mirror: true,
-            })
-        }
-        (Scope::Admin, target) => {
-            let own =
-                principal.account_id.clone().ok_or_else(|| AppError::Internal("admin token without account".into()))?;
-            let (role, custom) = acting_role(conn, &principal)?;
-            let own_perms = effective_permissions(role, custom.as_ref());
-            let label = match &principal.user_id {
-                Some(u) => format!("user:{u}"),
-                None => format!("token:{}", principal.token_id),
-            };
-            match target {
-                None => Ok(AccountCtx {
-                    account_id: own,
-                    actor: Actor { label, role: Some(role) },
-                    principal,
-                    permissions: own_perms,
-                    via_mirror: false,
-                }),
-                Some(t) if t == own => Ok(AccountCtx {
-                    account_id: own,
-                    actor: Actor { label, role: Some(role) },
-                    principal,
-                    permissions: own_perms,
-                    via_mirror: false,
-                }),
-                Some(t) => {
-                    // Another tenant's account looks exactly like a missing one.
-                    let ancestors = store::accounts::ancestors(conn, &t)?;
-                    if !ancestors.contains(&own) {
-                        return Err(AppError::not_found("account"));
-                    }
-                    if !own_perms.contains(&Permission::SubAccountsManage) {
-                        return Err(AppError::forbidden(
-                            "managing sub accounts needs a role with the sub_accounts:manage permission",
-                        ));
-                    }
-                    Ok(AccountCtx {
-                        account_id: t,
-                        actor: Actor { label: format!("{label}@{own}"), role: Some(BaseRole::Owner) },
-                        principal,
-                        permissions: all,
-                        via_mirror: true,
-                    })
-                }
-            }
-        }
-    }
-}
-
-/// The acting user's base role and custom-role permissions. A token without a user acts as
-/// the account owner.
-fn acting_role(conn: &mut DbConn, p: &Principal) -> AppResult<(BaseRole, Option<BTreeSet<Permission>>)> {
-    let Some(uid) = &p.user_id else { return Ok((BaseRole::Owner, None)) };
-    let account = p.account_id.as_deref().unwrap_or_default();
-    let user = store::users::find(conn, account, uid)?
-        .ok_or_else(|| AppError::Unauthorized("the token's user no longer exists".into()))?;
-    if user.status == "inactive" {
-        return Err(AppError::Unauthorized("the token's user is deactivated".into()));
-    }
-    let role = BaseRole::parse(&user.role).unwrap_or(BaseRole::Member);
-    let custom = match &user.custom_role_id {
-        Some(r) => store::roles::find(conn, account, r)?.map(|r| {
-            serde_json::from_str::<Vec<String>>(&r.permissions)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|s| Permission::parse(s))
-                .collect::<BTreeSet<_>>()
-        }),
-        None => None,
-    };
-    Ok((role, custom))
+fn app_state(req: &HttpRequest) -> AppResult<web::Data<AppState>> {
+    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| AppError::Internal("no app state".into()))
 }
 
 impl FromRequest for AccountCtx {
@@ -295,29 +43,14 @@ impl FromRequest for AccountCtx {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state =
-                req.app_data::<web::Data<AppState>>().ok_or_else(|| AppError::Internal("no app state".into()))?.clone();
+            let state = app_state(&req)?;
             let token = bearer(&req)?;
             let target = req.match_info().get("account_id").map(str::to_owned);
-            let key = (token, target.clone());
-            if let Some(ctx) = state.contexts.get(&key) {
-                record_account(&req, &ctx.account_id);
-                return Ok(ctx);
-            }
-            let principal = authenticate(&state, &req).await?;
-            let ctx = state.db.read(move |c| resolve_ctx(c, principal, target)).await?;
-            state.contexts.put(key, ctx.clone());
+            let ctx = auth::account_context(&state, &token, target).await?;
             record_account(&req, &ctx.account_id);
             Ok(ctx)
         })
     }
-}
-
-/// The platform operator, for platform-wide routes (creating top-level accounts).
-#[derive(Debug, Clone)]
-pub struct OperatorCtx {
-    pub principal: Principal,
-    pub actor: Actor,
 }
 
 impl FromRequest for OperatorCtx {
@@ -327,36 +60,18 @@ impl FromRequest for OperatorCtx {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state =
-                req.app_data::<web::Data<AppState>>().ok_or_else(|| AppError::Internal("no app state".into()))?.clone();
-            let principal = authenticate(&state, &req).await?;
-            if principal.scope != Scope::Operator {
-                return Err(AppError::forbidden("only the platform operator may do this").into());
-            }
-            let actor = Actor::system(format!("operator:{}", principal.token_id));
-            Ok(OperatorCtx { principal, actor })
+            let state = app_state(&req)?;
+            let token = bearer(&req)?;
+            Ok(auth::operator_context(&state, &token).await?)
         })
     }
 }
 
-/// A SCIM client: a `scim` token of one account. Costs no database read once cached.
-#[derive(Debug, Clone)]
-pub struct ScimCtx {
-    pub account_id: String,
-    pub principal: Principal,
-    pub actor: Actor,
-}
-
-impl ScimCtx {
-    pub async fn from_req(state: &AppState, req: &HttpRequest) -> AppResult<ScimCtx> {
-        let principal = authenticate(state, req).await?;
-        if principal.scope != Scope::Scim {
-            return Err(AppError::forbidden("this endpoint needs a SCIM token (provisor token create --scope scim)"));
-        }
-        let account_id =
-            principal.account_id.clone().ok_or_else(|| AppError::Internal("SCIM token without account".into()))?;
-        record_account(req, &account_id);
-        let actor = Actor::system(format!("scim:{}", principal.token_id));
-        Ok(ScimCtx { account_id, principal, actor })
-    }
+/// The SCIM client of a request (SCIM routes call this themselves, so that a refusal is
+/// answered in the SCIM error format).
+pub async fn scim_ctx(state: &AppState, req: &HttpRequest) -> AppResult<ScimCtx> {
+    let token = bearer(req)?;
+    let ctx = auth::scim_context(state, &token).await?;
+    record_account(req, &ctx.account_id);
+    Ok(ctx)
 }

@@ -1,10 +1,12 @@
-//! The HTTP edge: the actix-web application, authentication, the admin API routes and the
-//! error → response mapping. Nothing below this module knows about HTTP.
+//! The HTTP edge: the actix-web application, every route (admin API, SCIM, SAML), the
+//! bearer-token extractors and the one error → response mapping. Nothing below this module
+//! knows about HTTP; the routes translate requests into `service` calls.
 
 pub mod auth;
 pub mod error;
 pub mod openapi;
 pub mod routes;
+pub mod scim;
 pub mod telemetry;
 
 use std::net::TcpListener;
@@ -14,41 +16,26 @@ use actix_web::{web, App, HttpServer};
 
 use crate::clock::SharedClock;
 use crate::config::ServerConfig;
-use crate::provisioning::Env;
+use crate::service::Services;
 use crate::store::Db;
 
-/// Shared by every request.
+/// Shared by every request: the services and the server's configuration.
 pub struct AppState {
-    pub db: Db,
-    pub clock: SharedClock,
-    pub tokens: auth::TokenCache,
-    pub contexts: auth::ContextCache,
-    pub mappings: Arc<crate::provisioning::mapping::MappingCache>,
-    pub sso: crate::admin::sso::SsoCache,
+    pub services: Services,
     pub config: ServerConfig,
 }
 
 impl AppState {
     pub fn new(db: Db, clock: SharedClock, config: ServerConfig) -> AppState {
-        AppState {
-            db,
-            clock,
-            tokens: auth::TokenCache::default(),
-            contexts: auth::ContextCache::default(),
-            mappings: Default::default(),
-            sso: Default::default(),
-            config,
-        }
+        AppState { services: Services::new(db, clock, config.public_url.clone()), config }
     }
+}
 
-    /// Call after changing roles, permissions, users or tokens: cached authorisations go.
-    pub fn authorization_changed(&self) {
-        self.contexts.clear();
-    }
+impl std::ops::Deref for AppState {
+    type Target = Services;
 
-    /// The pipeline's environment at this instant.
-    pub fn env(&self) -> Env {
-        Env { now: self.clock.now_naive(), public_url: self.config.public_url.clone(), mappings: self.mappings.clone() }
+    fn deref(&self) -> &Services {
+        &self.services
     }
 }
 
@@ -66,7 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         // The master mirror: every account-scoped route again under /accounts/{id}.
         .service(web::scope("/api/v1/accounts/{account_id}").configure(routes::account_scoped))
         .service(web::scope("/api/v1").configure(routes::account_scoped))
-        .service(web::scope("/scim/v2").configure(crate::scim::handlers::configure))
+        .service(web::scope("/scim/v2").configure(scim::configure))
         .configure(routes::saml::configure)
         .default_service(web::to(routes::system::not_found));
 }
@@ -95,7 +82,7 @@ pub fn spawn_maintenance(state: Arc<AppState>) {
         loop {
             tick.tick().await;
             let env = state.env();
-            let result = state.db.write(move |c| crate::admin::users::purge_expired_invitations(c, &env)).await;
+            let result = state.db.write(move |c| crate::service::users::purge_expired_invitations(c, &env)).await;
             match result {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "expired invitations removed"),
                 Ok(_) => {}

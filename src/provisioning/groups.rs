@@ -1,5 +1,5 @@
-//! Group membership changes. Each one writes a membership event to the outbox in the same
-//! transaction, for the group-sync engine.
+//! Group membership changes: the only writer of `group_members` and of the membership-event
+//! outbox. Each change writes its event in the same transaction, for the group-sync engine.
 
 use super::change::{FieldChange, ProvisioningIssue, Source};
 use super::pipeline::Env;
@@ -37,6 +37,15 @@ pub fn remove_member(
         return Ok(false);
     }
     store::groups::record_event(conn, account, group, user, "removed", source.as_str(), env.now)?;
+    Ok(true)
+}
+
+/// Stores the `display` an identity provider sent with a member; `true` if it changed.
+pub fn set_member_display(conn: &mut DbConn, group: &str, user: &str, display: Option<&str>) -> AppResult<bool> {
+    if store::scim::member_display(conn, group, user)?.as_deref() == display {
+        return Ok(false);
+    }
+    store::scim::set_member_display(conn, group, user, display)?;
     Ok(true)
 }
 

@@ -50,7 +50,7 @@ pub fn create(conn: &mut DbConn, env: &Env, account: &AccountRow, user: &UserRow
 /// Sends a pending user's invitation again with a fresh token and a new 30-day window.
 pub fn resend(conn: &mut DbConn, env: &Env, account: &AccountRow, user_id: &str, actor: &str) -> AppResult<String> {
     let user = store::users::find(conn, &account.id, user_id)?.ok_or(AppError::not_found("user"))?;
-    if user.status != UserStatus::Pending.as_str() {
+    if user.status != UserStatus::Pending {
         return Err(AppError::conflict("not_pending", "the user has already accepted the invitation"));
     }
     let email = user.email.clone().ok_or_else(|| AppError::conflict("no_email", "the user has no e-mail address"))?;
@@ -89,7 +89,7 @@ pub fn accept(conn: &mut DbConn, env: &Env, token: &str) -> AppResult<UserRow> {
         });
     }
     let mut user = store::users::find_any(conn, &inv.user_id)?.ok_or(AppError::not_found("user"))?;
-    user.status = UserStatus::Active.as_str().to_owned();
+    user.status = UserStatus::Active;
     user.version += 1;
     user.updated_at = env.now;
     store::users::update(conn, &user, None)?;

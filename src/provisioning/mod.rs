@@ -2,6 +2,7 @@
 //! their input into an [`IdentityChange`](change::IdentityChange) and call
 //! [`pipeline::run`]; it maps, reconciles and persists in the caller's transaction.
 
+pub mod audit;
 pub mod change;
 pub mod entitlements;
 pub mod groups;

@@ -134,7 +134,7 @@ pub fn apply(
     }
     let wants_extension = matches!(fields.extension, Field::Set(_)) || needs_extension;
     if site.is_none() && (wants_extension || row.extension.is_some()) {
-        site = Some(crate::admin::phone::ensure_main_site(conn, now, &account.id)?);
+        site = Some(crate::service::phone::ensure_main_site(conn, now, &account.id)?);
     }
     let site_changed = site.as_ref().map(|s| &s.id) != current_site.as_ref().map(|s| &s.id);
 

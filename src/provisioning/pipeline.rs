@@ -18,7 +18,7 @@ use crate::domain::mapping::{Desired, DesiredState, MappingConfig, MultiDesired,
 use crate::domain::phone::ExtensionRequest;
 use crate::domain::users::{check_role_change, BaseRole, UserStatus};
 use crate::error::{AppError, AppResult};
-use crate::store::models::{AccountRow, NewAudit, UserRow};
+use crate::store::models::{AccountRow, UserRow};
 use crate::store::{self, DbConn};
 
 /// What the pipeline needs from its surroundings.
@@ -61,7 +61,7 @@ pub fn run(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Ap
             };
             if let Some(u) = &existing {
                 if u.account_id != account.id && !is_descendant(conn, &u.account_id, &account.id)? {
-                    return Err(AppError::conflict(
+                    return Err(AppError::taken(
                         "email_taken",
                         format!("{} is registered in another account", u.email.clone().unwrap_or_default()),
                     ));
@@ -96,9 +96,9 @@ fn set_opt(changes: &mut Vec<FieldChange>, name: &str, slot: &mut Option<String>
     }
 }
 
-fn set_text(changes: &mut Vec<FieldChange>, name: &str, slot: &mut String, new: String) {
+fn set_text<T: PartialEq + std::fmt::Display>(changes: &mut Vec<FieldChange>, name: &str, slot: &mut T, new: T) {
     if new != *slot {
-        changes.push(FieldChange::new(name, Some(slot.clone()), Some(new.clone())));
+        changes.push(FieldChange::new(name, Some(slot.to_string()), Some(new.to_string())));
         *slot = new;
     }
 }
@@ -118,9 +118,9 @@ fn fresh_user(account: &AccountRow, env: &Env, source: Source) -> UserRow {
         department: None,
         job_title: None,
         user_type: UserTier::Basic.as_str().to_owned(),
-        role: BaseRole::Member.as_str().to_owned(),
+        role: BaseRole::Member,
         custom_role_id: None,
-        status: UserStatus::Active.as_str().to_owned(),
+        status: UserStatus::Active,
         addons: String::new(),
         seats: String::new(),
         scim: "{}".to_owned(),
@@ -196,13 +196,13 @@ fn upsert_user(
 
     // 3. Role.
     if let Some(role) = ex.role {
-        let from = BaseRole::parse(&user.role).unwrap_or(BaseRole::Member);
+        let from = user.role;
         if created && role == BaseRole::Owner {
             // The owner is created with the account, never through a user change.
             return Err(AppError::conflict("owner_role", "an account has exactly one owner"));
         }
         check_role_change(change.actor.role, from, role)?;
-        set_text(&mut changes, "role", &mut user.role, role.as_str().to_owned());
+        set_text(&mut changes, "role", &mut user.role, role);
     }
     match &ex.custom_role {
         Field::Keep => {}
@@ -221,7 +221,7 @@ fn upsert_user(
     // 4. Status.
     let mut invitation_accepted = false;
     if let Some(s) = ex.status {
-        let current = UserStatus::parse(&user.status).unwrap_or(UserStatus::Active);
+        let current = user.status;
         let next = match (current, s) {
             // A pending invitation stays pending until the person accepts it: the
             // invitation link, or signing in through the account's IdP (`login`). An IdP
@@ -233,7 +233,7 @@ fn upsert_user(
             }
             (_, s) => s,
         };
-        set_text(&mut changes, "status", &mut user.status, next.as_str().to_owned());
+        set_text(&mut changes, "status", &mut user.status, next);
     }
     if invitation_accepted {
         if let Some(inv) = store::users::invitation_for_user(conn, &user.id)? {
@@ -241,7 +241,7 @@ fn upsert_user(
         }
     }
     if created && change.invite {
-        user.status = UserStatus::Pending.as_str().to_owned();
+        user.status = UserStatus::Pending;
     }
 
     // 5. Moving into a sub account: the old account's seats, phone and groups go.
@@ -408,7 +408,7 @@ fn apply_identity(
         let e = normalize_email(e)?;
         if user.email.as_deref() != Some(e.as_str()) {
             if !created && store::accounts::email_registered(conn, &e)? {
-                return Err(AppError::conflict("email_taken", format!("{e} is already registered")));
+                return Err(AppError::taken("email_taken", format!("{e} is already registered")));
             }
             changes.push(FieldChange::new("email", user.email.clone(), Some(e.clone())));
             user.email = Some(e);
@@ -427,7 +427,7 @@ fn apply_identity(
             && lower != user.user_name_lower
             && store::users::find_by_user_name(conn, &home.id, &lower)?.is_some_and(|o| o.id != user.id)
         {
-            return Err(AppError::conflict("user_name_taken", format!("userName {n:?} is already in use")));
+            return Err(AppError::taken("user_name_taken", format!("userName {n:?} is already in use")));
         }
         set_text(changes, "user_name", &mut user.user_name, n);
         user.user_name_lower = lower;
@@ -603,10 +603,10 @@ fn delete_user(
     user_id: &str,
 ) -> AppResult<Applied> {
     let user = store::users::find(conn, &account.id, user_id)?.ok_or(AppError::not_found("user"))?;
-    if user.role == BaseRole::Owner.as_str() {
+    if user.role == BaseRole::Owner {
         return Err(AppError::conflict("owner_role", "the account owner cannot be removed"));
     }
-    if user.role == BaseRole::Admin.as_str() {
+    if user.role == BaseRole::Admin {
         check_role_change(change.actor.role, BaseRole::Admin, BaseRole::Member)?;
     }
     entitlements::release_all(conn, &user)?;
@@ -629,22 +629,24 @@ fn delete_user(
 
 fn unique_conflict(e: DieselError, what: &str) -> AppError {
     if store::is_unique_violation(&e) {
+        // The constraint's name (PostgreSQL) or column list (SQLite) says which value is
+        // taken; it picks the code and never reaches the message.
         let detail = store::violation_detail(&e);
-        let code = if detail.contains("email") {
-            "email_taken"
+        let (code, message) = if detail.contains("email") {
+            ("email_taken", format!("a {what} with this e-mail address already exists"))
         } else if detail.contains("user_name") {
-            "user_name_taken"
+            ("user_name_taken", format!("a {what} with this userName already exists"))
         } else {
-            "already_exists"
+            ("already_exists", format!("the {what} already exists"))
         };
-        AppError::conflict(code, format!("the {what} already exists ({detail})"))
+        AppError::taken(code, message)
     } else {
         e.into()
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn audit(
+fn audit(
     conn: &mut DbConn,
     env: &Env,
     account: &str,
@@ -655,17 +657,5 @@ pub fn audit(
     issues: &[ProvisioningIssue],
 ) -> AppResult<()> {
     let detail = serde_json::json!({ "changes": changes, "issues": issues });
-    store::audit::record(
-        conn,
-        &NewAudit {
-            account_id: Some(account.to_owned()),
-            actor: change.actor.label.clone(),
-            source: change.source.as_str().to_owned(),
-            action: action.to_owned(),
-            target: Some(target.to_owned()),
-            detail: detail.to_string(),
-            created_at: env.now,
-        },
-    )?;
-    Ok(())
+    super::audit::record(conn, env, account, &change.actor, change.source, action, Some(target), detail)
 }

@@ -1,10 +1,9 @@
 //! The SCIM error vocabulary (RFC 7644 §3.12).
 //!
 //! Every fallible operation in the SCIM core reports a [`ScimError`]. Each variant maps
-//! one-to-one onto a `scimType` keyword so the HTTP layer can render the error body
-//! without re-classifying anything; the payload is a human-readable `detail` message.
-
-use serde_json::{json, Value};
+//! one-to-one onto a `scimType` keyword so the HTTP layer can render the error body (and
+//! choose the status, in `http::error`) without re-classifying anything; the payload is a
+//! human-readable `detail` message.
 
 /// URN of the SCIM error response message (RFC 7644 §3.12).
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -79,25 +78,6 @@ impl ScimError {
             | Self::Sensitive(m) => m,
         }
     }
-
-    /// The HTTP status RFC 7644 §3.12 associates with this `scimType`.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::Uniqueness(_) => 409,
-            Self::Sensitive(_) => 403,
-            _ => 400,
-        }
-    }
-
-    /// The SCIM error response body (RFC 7644 §3.12), ready to serialize.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "schemas": [ERROR_URN],
-            "status": self.http_status().to_string(),
-            "scimType": self.scim_type(),
-            "detail": self.detail(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -108,35 +88,21 @@ mod tests {
     #[test]
     fn scim_types_match_the_rfc_keywords() {
         let cases = [
-            (ScimError::InvalidFilter(String::new()), "invalidFilter", 400),
-            (ScimError::TooMany(String::new()), "tooMany", 400),
-            (ScimError::Uniqueness(String::new()), "uniqueness", 409),
-            (ScimError::Mutability(String::new()), "mutability", 400),
-            (ScimError::InvalidSyntax(String::new()), "invalidSyntax", 400),
-            (ScimError::InvalidPath(String::new()), "invalidPath", 400),
-            (ScimError::NoTarget(String::new()), "noTarget", 400),
-            (ScimError::InvalidValue(String::new()), "invalidValue", 400),
-            (ScimError::InvalidVers(String::new()), "invalidVers", 400),
-            (ScimError::Sensitive(String::new()), "sensitive", 403),
+            (ScimError::InvalidFilter(String::new()), "invalidFilter"),
+            (ScimError::TooMany(String::new()), "tooMany"),
+            (ScimError::Uniqueness(String::new()), "uniqueness"),
+            (ScimError::Mutability(String::new()), "mutability"),
+            (ScimError::InvalidSyntax(String::new()), "invalidSyntax"),
+            (ScimError::InvalidPath(String::new()), "invalidPath"),
+            (ScimError::NoTarget(String::new()), "noTarget"),
+            (ScimError::InvalidValue(String::new()), "invalidValue"),
+            (ScimError::InvalidVers(String::new()), "invalidVers"),
+            (ScimError::Sensitive(String::new()), "sensitive"),
         ];
-        for (err, ty, status) in cases {
+        for (err, ty) in cases {
             assert_eq!(err.scim_type(), ty);
-            assert_eq!(err.http_status(), status);
         }
-    }
-
-    #[test]
-    fn error_body_has_the_rfc_shape() {
-        let err = ScimError::NoTarget("no member matched".into());
-        assert_eq!(err.to_string(), "no member matched");
-        assert_eq!(
-            err.to_json(),
-            json!({
-                "schemas": [ERROR_URN],
-                "status": "400",
-                "scimType": "noTarget",
-                "detail": "no member matched",
-            })
-        );
+        // Statuses and the error body: `http::error` tests.
+        assert_eq!(ScimError::NoTarget("no member matched".into()).to_string(), "no member matched");
     }
 }

@@ -10,33 +10,23 @@
 //! - [`path`]: PATCH `path` parser.
 //! - [`patch`]: PatchOp request parsing and application with a change summary.
 //! - [`error`]: [`ScimError`], one variant per RFC 7644 `scimType`.
-//!
-//! The service provider built on that core (it talks to the pipeline and the store):
-//!
-//! - [`adapter`]: incoming documents → normalized documents → `IdentityChange`.
-//! - [`resource`]: stored rows → resources; `attributes`/`excludedAttributes`.
-//! - [`query`]: list/search parameters and filter → SQL over the indexed columns.
-//! - [`service`]: the operations on Users and Groups (one atomic write each).
-//! - [`bulk`]: `/Bulk` with `bulkId` references and `failOnErrors`.
+//! - [`projection`]: which attributes a response carries (`attributes`, `excludedAttributes`).
+//! - [`query`]: list/search parameters.
 //! - [`discovery`]: `/ServiceProviderConfig`, `/Schemas`, `/ResourceTypes`.
-//! - [`handlers`]: the HTTP edge under `/scim/v2`.
+//!
+//! The service provider built on this core lives in `service::scim` (operations, Bulk,
+//! the adapter to the pipeline, rendering), the filter → SQL translation in
+//! `store::scim_query`, and the HTTP edge in `http::scim`.
 
-pub mod adapter;
-pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod eval;
 pub mod filter;
-pub mod handlers;
 pub mod patch;
 pub mod path;
+pub mod projection;
 pub mod query;
-pub mod resource;
 pub mod schema;
-pub mod service;
-
-#[cfg(test)]
-mod proptests;
 
 pub use error::ScimError;
 pub use eval::{matches, validate, CompiledFilter};

@@ -17,7 +17,9 @@ pub mod roles;
 pub mod saml;
 pub mod schema;
 pub mod scim;
+pub mod scim_query;
 pub mod tokens;
+pub mod types;
 pub mod users;
 pub mod writer;
 

@@ -103,7 +103,7 @@ impl TestApp {
         self.state
             .db
             .write_blocking(|c| {
-                provisor::admin::tokens::create(
+                provisor::service::tokens::create(
                     c,
                     &env,
                     &provisor::provisioning::Actor::system("test"),

@@ -58,7 +58,7 @@ fn invitations_expire_and_can_be_resent() {
     let (_, u2) = app.post("/api/v1/users", &t, json!({ "email": "bob@a.test" }));
     app.clock.advance(chrono::Duration::days(31));
     let env = app.state.env();
-    let purged = app.state.db.write_blocking(|c| provisor::admin::users::purge_expired_invitations(c, &env)).unwrap();
+    let purged = app.state.db.write_blocking(|c| provisor::service::users::purge_expired_invitations(c, &env)).unwrap();
     assert_eq!(purged, 1);
     assert_eq!(app.get(&format!("/api/v1/users/{}", u2["id"].as_str().unwrap()), &t).0, 404);
 }

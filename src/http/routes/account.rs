@@ -4,12 +4,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::platform::{parse_billing, parse_kind};
-use crate::admin::accounts::{self, AccountUpdate, AccountView, DisassociationReport, NewAccount};
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
+use crate::service::accounts::{self, AccountUpdate, AccountView, DisassociationReport, NewAccount};
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -192,7 +192,7 @@ pub async fn create_sub(
         .write(move |c| {
             let (row, _) = accounts::create(c, &env, &ctx.actor, Source::Api, new)?;
             for (product, q) in licenses {
-                crate::admin::licenses::delegate(c, &env, &ctx.actor, &ctx.account_id, &row.id, product, q)?;
+                crate::service::licenses::delegate(c, &env, &ctx.actor, &ctx.account_id, &row.id, product, q)?;
             }
             accounts::view(c, &row)
         })

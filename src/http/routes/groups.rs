@@ -4,12 +4,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{Page, Params};
-use crate::admin::groups::{self, GroupInput, GroupView};
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
+use crate::service::groups::{self, By, GroupFields, GroupInput, GroupView, MemberEdit, MemberStep, NewMember};
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -46,7 +46,13 @@ pub async fn create(
     ctx.require(Permission::GroupsManage)?;
     let env = state.env();
     let name = body.into_inner().name;
-    let v = state.db.write(move |c| groups::create(c, &env, &ctx.actor, &ctx.account_id, &name)).await?;
+    let v = state
+        .db
+        .write(move |c| {
+            let row = groups::create(c, &env, by(&ctx), &ctx.account_id, GroupFields::named(name), &[])?;
+            groups::view(c, row)
+        })
+        .await?;
     Ok(HttpResponse::Created().json(v))
 }
 
@@ -77,7 +83,15 @@ pub async fn rename(
     let id = Params::get(&path.group_id, "group_id")?;
     let env = state.env();
     let name = body.into_inner().name;
-    let v = state.db.write(move |c| groups::rename(c, &env, &ctx.actor, &ctx.account_id, &id, &name)).await?;
+    let v = state
+        .db
+        .write(move |c| {
+            let row = groups::find_locked(c, &ctx.account_id, &id)?.ok_or(AppError::not_found("group"))?;
+            let fields = GroupFields { name, external_id: row.external_id.clone(), scim: None };
+            let (row, _) = groups::update(c, &env, by(&ctx), row, Some(fields), MemberEdit::Keep, None)?;
+            groups::view(c, row)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(v))
 }
 
@@ -87,7 +101,13 @@ pub async fn delete(state: web::Data<AppState>, ctx: AccountCtx, path: web::Path
     ctx.require(Permission::GroupsManage)?;
     let id = Params::get(&path.group_id, "group_id")?;
     let env = state.env();
-    state.db.write(move |c| groups::delete(c, &env, &ctx.actor, Source::Api, &ctx.account_id, &id)).await?;
+    state
+        .db
+        .write(move |c| {
+            let row = groups::find_locked(c, &ctx.account_id, &id)?.ok_or(AppError::not_found("group"))?;
+            groups::delete(c, &env, by(&ctx), &row)
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -117,7 +137,16 @@ pub async fn members(
     let env = state.env();
     let v = state
         .db
-        .write(move |c| groups::change_members(c, &env, &ctx.actor, &ctx.account_id, &id, &b.add, &b.remove))
+        .write(move |c| {
+            let row = groups::find_locked(c, &ctx.account_id, &id)?.ok_or(AppError::not_found("group"))?;
+            let steps = [MemberStep::Add(b.add.into_iter().map(NewMember::id).collect()), MemberStep::Remove(b.remove)];
+            let (row, _) = groups::update(c, &env, by(&ctx), row, None, MemberEdit::Steps(&steps), None)?;
+            groups::view(c, row)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(v))
+}
+
+fn by(ctx: &AccountCtx) -> By<'_> {
+    By { actor: &ctx.actor, source: Source::Api }
 }

@@ -3,13 +3,13 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::admin::licenses::{self, LicenseSummary};
 use crate::domain::catalog::{Product, UnknownName};
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
+use crate::service::licenses::{self, LicenseSummary};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/licenses", web::get().to(summary))

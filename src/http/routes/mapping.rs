@@ -2,12 +2,12 @@
 
 use actix_web::{web, HttpResponse};
 
-use crate::admin::mapping;
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
+use crate::service::mapping;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/mapping", web::get().to(get)).route("/mapping", web::put().to(put));

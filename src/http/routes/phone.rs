@@ -4,13 +4,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{Page, Params};
-use crate::admin::phone::{self, NewSite, NumbersAdded, PhoneImportReport, SiteView};
 use crate::domain::phone_csv::ImportMode;
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
+use crate::service::phone::{self, NewSite, NumbersAdded, PhoneImportReport, SiteView};
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

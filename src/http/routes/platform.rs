@@ -5,12 +5,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::Page;
-use crate::admin::accounts::{self, AccountView, NewAccount};
 use crate::domain::accounts::Billing;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::OperatorCtx;
 use crate::http::AppState;
 use crate::provisioning::{invitations, Source};
+use crate::service::accounts::{self, AccountView, NewAccount};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/accounts", web::post().to(create_account))
@@ -127,7 +127,7 @@ pub struct AcceptInvitation {
 
 /// Accept an invitation (no bearer token: the invitation token is the credential).
 #[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "users", request_body = AcceptInvitation,
-    responses((status = 200, body = crate::admin::users::UserView), (status = 404, body = crate::http::error::ErrorBody), (status = 410, body = crate::http::error::ErrorBody)))]
+    responses((status = 200, body = crate::service::users::UserView), (status = 404, body = crate::http::error::ErrorBody), (status = 410, body = crate::http::error::ErrorBody)))]
 pub async fn accept_invitation(
     state: web::Data<AppState>,
     body: web::Json<AcceptInvitation>,
@@ -141,7 +141,7 @@ pub async fn accept_invitation(
         .db
         .write(move |c| {
             let user = invitations::accept(c, &env, &token)?;
-            Ok::<_, AppError>(crate::admin::users::view(&user, None))
+            Ok::<_, AppError>(crate::service::users::view(&user, None))
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))

@@ -2,11 +2,11 @@
 
 use actix_web::{web, HttpResponse};
 
-use crate::admin::roles::{self, RoleInput, RoleView};
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
+use crate::service::roles::{self, RoleInput, RoleView};
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

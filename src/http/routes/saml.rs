@@ -14,15 +14,16 @@
 //! JSON (`Accept: application/json`), and leave an audit entry with the reason.
 
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::admin::saml_login::{self, LoginError, SESSION_COOKIE};
-use crate::admin::sso::{LoadedSso, SpUrls};
 use crate::error::AppError;
+use crate::http::error::{login_message, login_status, ErrorBody};
 use crate::http::AppState;
 use crate::saml::{validate_response, AcsInput, OutstandingRequest, SpMetadata};
+use crate::service::saml_login::{self, LoginError, SESSION_COOKIE};
+use crate::service::sso::{LoadedSso, SpUrls};
 use crate::store::models::AccountRow;
 
 /// Largest ACS form body: a 256 KiB response, base64 and then form-encoded.
@@ -45,14 +46,13 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-/// The error answer: JSON when asked for, else a small HTML page. Server faults keep
-/// their details in the log.
-fn error_response(req: &HttpRequest, status: u16, code: &str, message: &str) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+/// The error answer: JSON (the admin API's error shape) when asked for, else a small
+/// HTML page. Server faults keep their details in the log.
+fn error_response(req: &HttpRequest, status: StatusCode, code: &str, message: &str) -> HttpResponse {
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
     if wants_json(req) {
-        return resp.json(serde_json::json!({ "error": { "code": code, "message": message } }));
+        return resp.json(ErrorBody::new(code, message));
     }
     resp.content_type("text/html; charset=utf-8").body(format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head><body>\
@@ -64,14 +64,11 @@ fn error_response(req: &HttpRequest, status: u16, code: &str, message: &str) -> 
 }
 
 fn login_error_response(req: &HttpRequest, e: &LoginError) -> HttpResponse {
-    let message = match e {
-        LoginError::App(app) => app.public_message(),
-        other => other.to_string(),
-    };
-    if let LoginError::App(AppError::Internal(detail)) = e {
-        tracing::error!(error = %detail, "internal error during SAML login");
-    }
-    error_response(req, e.status(), e.code(), &message)
+    error_response(req, login_status(e), e.code(), &login_message(e))
+}
+
+fn app_error_response(req: &HttpRequest, e: AppError) -> HttpResponse {
+    login_error_response(req, &LoginError::App(e))
 }
 
 struct Sso {
@@ -123,7 +120,7 @@ pub async fn metadata(state: web::Data<AppState>, req: HttpRequest, path: web::P
                 .to_xml();
             HttpResponse::Ok().content_type("application/samlmetadata+xml").body(xml)
         }
-        Err(e) => error_response(&req, e.status(), e.code(), &e.public_message()),
+        Err(e) => app_error_response(&req, e),
     }
 }
 
@@ -139,7 +136,14 @@ pub struct LoginQuery {
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let query = match web::Query::<LoginQuery>::from_query(req.query_string()) {
         Ok(q) => q.into_inner(),
-        Err(e) => return error_response(&req, 400, "invalid_query", &format!("invalid query string: {e}")),
+        Err(e) => {
+            return error_response(
+                &req,
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                &format!("invalid query string: {e}"),
+            )
+        }
     };
     let loaded = match load(&state, path.into_inner()).await {
         Ok(l) => l,
@@ -153,7 +157,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, path: web::Path
                 None => {
                     return error_response(
                         &req,
-                        400,
+                        StatusCode::BAD_REQUEST,
                         "redirect_not_allowed",
                         "the target must be a local path or an address the SSO configuration allows",
                     )
@@ -300,9 +304,7 @@ async fn sign_in(
             // Two first logins of one new user at once (PostgreSQL runs writers in
             // parallel): the loser's insert hits the e-mail constraint. Its transaction,
             // replay entry included, rolled back; once more, it finds the user and updates.
-            Err(LoginError::App(AppError::Conflict { code: "email_taken" | "user_name_taken", .. }))
-                if attempt == 1 =>
-            {
+            Err(LoginError::App(AppError::Taken { code: "email_taken" | "user_name_taken", .. })) if attempt == 1 => {
                 continue
             }
             other => break other.map_err(|e| (e, Some(issuer)))?,
@@ -331,14 +333,14 @@ pub async fn session(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     let unauthorized = || {
         HttpResponse::Unauthorized()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({ "error": { "code": "no_session", "message": "not signed in" } }))
+            .json(ErrorBody::new("no_session", "not signed in"))
     };
     let Some(token) = session_cookie(&req) else { return unauthorized() };
     let now = state.clock.now_naive();
     match state.db.read(move |c| saml_login::session(c, &token, now)).await {
         Ok(Some(view)) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(view),
         Ok(None) => unauthorized(),
-        Err(e) => error_response(&req, e.status(), e.code(), &e.public_message()),
+        Err(e) => app_error_response(&req, e),
     }
 }
 
@@ -346,7 +348,7 @@ pub async fn session(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     if let Some(token) = session_cookie(&req) {
         if let Err(e) = state.db.write(move |c| saml_login::end_session(c, &token)).await {
-            return error_response(&req, e.status(), e.code(), &e.public_message());
+            return app_error_response(&req, e);
         }
     }
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").http_only(true).finish();

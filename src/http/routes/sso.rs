@@ -4,12 +4,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::Params;
-use crate::admin::sso::{self, SsoInput};
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
+use crate::service::sso::{self, SsoInput};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/sso", web::get().to(get))
@@ -35,7 +35,7 @@ fn utf8(body: &[u8]) -> AppResult<String> {
 /// The account's SSO configuration, with the SP values to give the IdP (entity ID, ACS
 /// URL, metadata URL).
 #[utoipa::path(get, path = "/api/v1/sso", tag = "sso",
-    responses((status = 200, body = crate::admin::sso::SsoView), (status = 404, body = crate::http::error::ErrorBody)))]
+    responses((status = 200, body = crate::service::sso::SsoView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     ctx.require(Permission::SsoManage)?;
     let public_url = state.config.public_url.clone();
@@ -46,8 +46,8 @@ pub async fn get(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpR
 /// Create or change the SSO configuration. JSON (`SsoInput`), or the IdP's metadata XML
 /// itself with `Content-Type: application/samlmetadata+xml` (or any `…xml`). A
 /// configuration needs at least one signing certificate.
-#[utoipa::path(put, path = "/api/v1/sso", tag = "sso", request_body = crate::admin::sso::SsoInput,
-    responses((status = 200, body = crate::admin::sso::SsoView), (status = 400, body = crate::http::error::ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/sso", tag = "sso", request_body = crate::service::sso::SsoInput,
+    responses((status = 200, body = crate::service::sso::SsoView), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn put(
     state: web::Data<AppState>,
     ctx: AccountCtx,
@@ -88,7 +88,7 @@ pub struct CertificateInput {
 /// Trust one more IdP signing certificate (rollover: both are accepted until the old one
 /// is removed). JSON `{"pem": …}` or the PEM itself as the body.
 #[utoipa::path(post, path = "/api/v1/sso/certificates", tag = "sso", request_body = CertificateInput,
-    responses((status = 201, body = crate::admin::sso::CertificateView), (status = 409, body = crate::http::error::ErrorBody)))]
+    responses((status = 201, body = crate::service::sso::CertificateView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn add_certificate(state: web::Data<AppState>, ctx: AccountCtx, body: web::Bytes) -> AppResult<HttpResponse> {
     ctx.require(Permission::SsoManage)?;
     let text = utf8(&body)?;

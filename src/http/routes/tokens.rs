@@ -3,12 +3,12 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::admin::tokens::{self, IssuedToken, TokenView};
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
+use crate::service::tokens::{self, IssuedToken, TokenView};
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

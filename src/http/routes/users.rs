@@ -4,13 +4,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::Page;
-use crate::admin::users::{self as admin_users, BulkReport, ImportReport, InvitationView, UserInput, UserView};
 use crate::domain::catalog::{UnknownName, UserTier};
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::{self, invitations, Source};
+use crate::service::users::{self as admin_users, BulkReport, ImportReport, InvitationView, UserInput, UserView};
 use crate::store;
 
 /// Largest CSV accepted over HTTP (the CLI streams files of any size).

@@ -1,102 +1,79 @@
 //! The SCIM operations on Users and Groups, independent of how the request arrived (a
-//! single HTTP request or one operation of a `/Bulk`).
+//! single HTTP request or one operation of a `/Bulk`). The HTTP edge (`http::scim`) reads
+//! bodies and headers and renders what these return; statuses and `scimType`s are chosen
+//! there, from the typed [`ScimFailure`].
 //!
 //! Every write runs as one job of the group-commit writer (`Db::write`): the current row
 //! is read, `If-Match` checked, the change applied and the response rendered inside the
 //! same transaction, so two updates carrying the same ETag cannot both win. User writes
-//! go through the provisioning pipeline; group membership changes through
-//! `provisioning::groups` (which writes the membership-event outbox).
+//! go through the provisioning pipeline; groups through `service::groups`, the same
+//! operations the admin API uses.
 
-use std::collections::{BTreeMap, HashMap};
+pub mod adapter;
+pub mod bulk;
+#[cfg(test)]
+mod proptests;
+pub mod resource;
 
-use chrono::NaiveDateTime;
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
-use super::adapter::{self, get};
-use super::error::{ScimError, ERROR_URN};
-use super::patch::{apply, PatchRequest};
-use super::query::{plan, ListParams, Plan, MAX_SCAN};
-use super::resource::{self, Projection, UserExtras};
-use super::schema::{ResourceSchema, GROUP, LIST_RESPONSE_URN, USER};
+use self::adapter::get;
+use self::resource::{Projection, UserExtras};
+use super::groups::{self, By, GroupFields, MemberEdit, MemberStep, NewMember};
+use super::Services;
 use crate::error::AppError;
-use crate::http::AppState;
 use crate::provisioning::{self, Actor, Env, Operation, Source};
-use crate::store::models::{GroupRow, NewAudit, UserRow};
+use crate::scim::error::ScimError;
+use crate::scim::patch::{apply, PatchRequest};
+use crate::scim::query::{ListParams, MAX_SCAN};
+use crate::scim::schema::{ResourceSchema, GROUP, LIST_RESPONSE_URN, USER};
+use crate::store::models::{GroupRow, UserRow};
 use crate::store::scim::{MemberRow, Table};
+use crate::store::scim_query::{plan, Plan};
 use crate::store::{self, DbConn, StoreError};
 
-/// A failed SCIM request: an HTTP status and, where RFC 7644 §3.12 has one, a `scimType`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub status: u16,
-    pub scim_type: Option<&'static str>,
-    pub detail: String,
+/// Why a SCIM operation failed. The HTTP edge picks the status and `scimType` by variant.
+#[derive(Debug, thiserror::Error)]
+pub enum ScimFailure {
+    /// A protocol error: its `scimType` is the variant.
+    #[error("{0}")]
+    Scim(#[from] ScimError),
+    /// An error of the layers below (pipeline rules, storage), mapped like the admin API's.
+    #[error("{}", .0.public_message())]
+    App(#[from] AppError),
+    /// No such resource in the caller's account (another tenant's looks the same).
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// `If-Match` named another version, or a concurrent write came first.
+    #[error("{0}")]
+    VersionMismatch(String),
+    /// A Bulk request carries more operations than the server accepts.
+    #[error("{0}")]
+    TooManyOperations(String),
+    /// A Bulk `bulkId` reference that names nothing created in the request, or a cycle.
+    #[error("{0}")]
+    UnresolvedReference(String),
+    /// A Bulk operation names a path that is no resource type of ours.
+    #[error("{0}")]
+    NoResourceType(String),
 }
 
-impl Failure {
-    pub fn new(status: u16, scim_type: Option<&'static str>, detail: impl Into<String>) -> Failure {
-        Failure { status, scim_type, detail: detail.into() }
-    }
-
-    pub fn not_found(what: &str, id: &str) -> Failure {
-        Failure::new(404, None, format!("{what} {id} not found"))
-    }
-
-    /// The SCIM error body (RFC 7644 §3.12).
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({ "schemas": [ERROR_URN], "status": self.status.to_string(), "detail": self.detail });
-        if let (Some(t), Some(m)) = (self.scim_type, v.as_object_mut()) {
-            m.insert("scimType".into(), json!(t));
-        }
-        v
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.detail)
-    }
-}
-
-impl From<ScimError> for Failure {
-    fn from(e: ScimError) -> Failure {
-        Failure::new(e.http_status(), Some(e.scim_type()), e.detail())
-    }
-}
-
-impl From<AppError> for Failure {
-    fn from(e: AppError) -> Failure {
-        let detail = e.public_message();
-        match &e {
-            AppError::BadRequest { .. } => Failure::new(400, Some("invalidValue"), detail),
-            AppError::Unauthorized(_) => Failure::new(401, None, detail),
-            AppError::Forbidden(_) => Failure::new(403, None, detail),
-            AppError::NotFound { .. } | AppError::Gone { .. } => Failure::new(404, None, detail),
-            AppError::Conflict { code, .. } if code.ends_with("_taken") || *code == "already_exists" => {
-                Failure::new(409, Some("uniqueness"), detail)
-            }
-            AppError::Conflict { .. } => Failure::new(409, None, detail),
-            AppError::PreconditionFailed(_) => Failure::new(412, None, detail),
-            AppError::PayloadTooLarge { .. } => Failure::new(413, None, detail),
-            AppError::Unavailable(_) => Failure::new(503, None, detail),
-            AppError::Internal(m) => {
-                tracing::error!(error = %m, "internal error in SCIM request");
-                Failure::new(500, None, detail)
-            }
-        }
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Failure {
+impl From<StoreError> for ScimFailure {
+    fn from(e: StoreError) -> ScimFailure {
         AppError::from(e).into()
     }
 }
 
-impl From<diesel::result::Error> for Failure {
-    fn from(e: diesel::result::Error) -> Failure {
+impl From<diesel::result::Error> for ScimFailure {
+    fn from(e: diesel::result::Error) -> ScimFailure {
         AppError::from(e).into()
     }
+}
+
+fn not_found(what: &'static str, id: &str) -> ScimFailure {
+    ScimFailure::NotFound { what, id: id.to_owned() }
 }
 
 /// Who calls and where their resources live.
@@ -108,10 +85,18 @@ pub struct Ctx {
     pub base: String,
 }
 
+/// What a successful operation answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Created,
+    NoContent,
+}
+
 /// A successful operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Done {
-    pub status: u16,
+    pub status: Status,
     pub body: Option<Value>,
     /// The resource's version, for the ETag header.
     pub version: Option<i64>,
@@ -120,8 +105,9 @@ pub struct Done {
 }
 
 impl Done {
-    fn resource(status: u16, body: Value, version: i64) -> Done {
-        let location = (status == 201).then(|| body["meta"]["location"].as_str().unwrap_or_default().to_owned());
+    fn resource(status: Status, body: Value, version: i64) -> Done {
+        let location =
+            (status == Status::Created).then(|| body["meta"]["location"].as_str().unwrap_or_default().to_owned());
         Done { status, body: Some(body), version: Some(version), location }
     }
 
@@ -132,7 +118,7 @@ impl Done {
     }
 
     fn no_content() -> Done {
-        Done { status: 204, body: None, version: None, location: None }
+        Done { status: Status::NoContent, body: None, version: None, location: None }
     }
 }
 
@@ -142,16 +128,15 @@ impl Done {
 pub struct IfMatch(pub Option<String>);
 
 impl IfMatch {
-    pub fn check(&self, version: i64) -> Result<(), Failure> {
+    pub fn check(&self, version: i64) -> Result<(), ScimFailure> {
         let Some(header) = &self.0 else { return Ok(()) };
         if etag_list_matches(header, version) {
             Ok(())
         } else {
-            Err(Failure::new(
-                412,
-                None,
-                format!("If-Match {header} does not match the current version {}", resource::etag(version)),
-            ))
+            Err(ScimFailure::VersionMismatch(format!(
+                "If-Match {header} does not match the current version {}",
+                resource::etag(version)
+            )))
         }
     }
 }
@@ -164,7 +149,7 @@ pub fn etag_list_matches(header: &str, version: i64) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"').parse::<i64>().is_ok_and(|v| v == version))
 }
 
-fn resource_json(body: &[u8]) -> Result<Value, Failure> {
+fn resource_json(body: &[u8]) -> Result<Value, ScimFailure> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ScimError::InvalidSyntax(format!("the body is not valid JSON: {e}")))?;
     if has_nul(&v) {
@@ -184,7 +169,7 @@ fn has_nul(v: &Value) -> bool {
     }
 }
 
-fn patch_request(body: &[u8]) -> Result<PatchRequest, Failure> {
+fn patch_request(body: &[u8]) -> Result<PatchRequest, ScimFailure> {
     Ok(PatchRequest::from_json(&resource_json(body)?)?)
 }
 
@@ -193,7 +178,7 @@ fn patch_request(body: &[u8]) -> Result<PatchRequest, Failure> {
 // ---------------------------------------------------------------------------------------
 
 /// Renders users with their groups and phone lines, loaded in a few batch queries.
-fn render_users(c: &mut DbConn, account: &str, rows: &[UserRow], base: &str) -> Result<Vec<Value>, Failure> {
+fn render_users(c: &mut DbConn, account: &str, rows: &[UserRow], base: &str) -> Result<Vec<Value>, ScimFailure> {
     if let [row] = rows {
         // One user (a lookup or a write): the per-user statements are prepared once.
         let groups = store::groups::groups_of_user(c, &row.id)?;
@@ -229,12 +214,12 @@ fn render_users(c: &mut DbConn, account: &str, rows: &[UserRow], base: &str) -> 
         .collect())
 }
 
-fn render_user(c: &mut DbConn, account: &str, row: &UserRow, base: &str) -> Result<Value, Failure> {
+fn render_user(c: &mut DbConn, account: &str, row: &UserRow, base: &str) -> Result<Value, ScimFailure> {
     let mut v = render_users(c, account, std::slice::from_ref(row), base)?;
-    v.pop().ok_or_else(|| Failure::new(500, None, "rendering produced nothing"))
+    Ok(v.pop().ok_or_else(|| AppError::Internal("rendering produced nothing".into()))?)
 }
 
-fn render_groups(c: &mut DbConn, rows: &[GroupRow], with_members: bool, base: &str) -> Result<Vec<Value>, Failure> {
+fn render_groups(c: &mut DbConn, rows: &[GroupRow], with_members: bool, base: &str) -> Result<Vec<Value>, ScimFailure> {
     if !with_members {
         return Ok(rows.iter().map(|g| resource::group(g, None, base)).collect());
     }
@@ -253,44 +238,44 @@ fn render_groups(c: &mut DbConn, rows: &[GroupRow], with_members: bool, base: &s
         .collect())
 }
 
-fn render_group(c: &mut DbConn, row: &GroupRow, with_members: bool, base: &str) -> Result<Value, Failure> {
+fn render_group(c: &mut DbConn, row: &GroupRow, with_members: bool, base: &str) -> Result<Value, ScimFailure> {
     let mut v = render_groups(c, std::slice::from_ref(row), with_members, base)?;
-    v.pop().ok_or_else(|| Failure::new(500, None, "rendering produced nothing"))
+    Ok(v.pop().ok_or_else(|| AppError::Internal("rendering produced nothing".into()))?)
 }
 
-fn find_user(c: &mut DbConn, account: &str, id: &str) -> Result<UserRow, Failure> {
-    store::users::find(c, account, id)?.ok_or_else(|| Failure::not_found("User", id))
+fn find_user(c: &mut DbConn, account: &str, id: &str) -> Result<UserRow, ScimFailure> {
+    store::users::find(c, account, id)?.ok_or_else(|| not_found("User", id))
 }
 
-fn find_group(c: &mut DbConn, account: &str, id: &str) -> Result<GroupRow, Failure> {
-    store::groups::find(c, account, id)?.ok_or_else(|| Failure::not_found("Group", id))
+fn find_group(c: &mut DbConn, account: &str, id: &str) -> Result<GroupRow, ScimFailure> {
+    store::groups::find(c, account, id)?.ok_or_else(|| not_found("Group", id))
 }
 
 /// GET /Users/{id}.
-pub async fn get_user(state: &AppState, ctx: &Ctx, id: String, projection: Projection) -> Result<Done, Failure> {
+pub async fn get_user(svc: &Services, ctx: &Ctx, id: String, projection: Projection) -> Result<Done, ScimFailure> {
     let (account, base) = (ctx.account.clone(), ctx.base.clone());
-    let (body, version) = state
+    let (body, version) = svc
         .db
         .read(move |c| {
             let row = find_user(c, &account, &id)?;
-            Ok::<_, Failure>((render_user(c, &account, &row, &base)?, row.version))
+            Ok::<_, ScimFailure>((render_user(c, &account, &row, &base)?, row.version))
         })
         .await?;
-    Ok(Done::resource(200, body, version).projected(&projection, &USER))
+    Ok(Done::resource(Status::Ok, body, version).projected(&projection, &USER))
 }
 
 /// GET /Groups/{id}.
-pub async fn get_group(state: &AppState, ctx: &Ctx, id: String, projection: Projection) -> Result<Done, Failure> {
+pub async fn get_group(svc: &Services, ctx: &Ctx, id: String, projection: Projection) -> Result<Done, ScimFailure> {
     let (account, base) = (ctx.account.clone(), ctx.base.clone());
     let with_members = projection.wants("members");
-    let (body, version) = state
+    let (body, version) = svc
         .db
         .read(move |c| {
             let row = find_group(c, &account, &id)?;
-            Ok::<_, Failure>((render_group(c, &row, with_members, &base)?, row.version))
+            Ok::<_, ScimFailure>((render_group(c, &row, with_members, &base)?, row.version))
         })
         .await?;
-    Ok(Done::resource(200, body, version).projected(&projection, &GROUP))
+    Ok(Done::resource(Status::Ok, body, version).projected(&projection, &GROUP))
 }
 
 /// The resource types a list or search covers.
@@ -326,10 +311,10 @@ fn query_kind(
     plan: &Plan,
     offset: i64,
     limit: i64,
-) -> Result<(i64, Vec<Value>), Failure> {
+) -> Result<(i64, Vec<Value>), ScimFailure> {
     let table = kind.table();
     let with_members = kind == Kind::Groups && params.projection.wants("members");
-    let render = |c: &mut DbConn, ids: &[String]| -> Result<Vec<Value>, Failure> {
+    let render = |c: &mut DbConn, ids: &[String]| -> Result<Vec<Value>, ScimFailure> {
         match kind {
             Kind::Users => {
                 let rows = store::scim::users_by_ids(c, account, ids)?;
@@ -341,7 +326,7 @@ fn query_kind(
             }
         }
     };
-    if let Some((key, value)) = super::query::key_lookup(params, kind.schema(), table) {
+    if let Some((key, value)) = crate::store::scim_query::key_lookup(params, kind.schema(), table) {
         return Ok(match kind {
             Kind::Users => {
                 let (rows, total) = store::scim::users_where(c, account, key, &value, limit, offset)?;
@@ -372,7 +357,7 @@ fn query_kind(
         ))
         .into());
     }
-    let order = super::query::default_order(table);
+    let order = crate::store::scim_query::default_order(table);
     let ids = store::scim::page_ids(c, table, account, plan.sql.as_ref(), &order, MAX_SCAN, 0)?;
     let mut resources = render(c, &ids)?;
     if let Some(f) = &plan.residual {
@@ -387,7 +372,7 @@ fn query_kind(
 }
 
 /// Sorts by the first (primary, if marked) value of `path`; resources without one last.
-fn sort_in_memory(resources: &mut [Value], path: &super::AttrPath, schema: &ResourceSchema, descending: bool) {
+fn sort_in_memory(resources: &mut [Value], path: &crate::scim::AttrPath, schema: &ResourceSchema, descending: bool) {
     let Ok(r) = schema.resolve(path) else { return };
     let key = |v: &Value| -> Option<String> {
         let scope = match r.container {
@@ -429,19 +414,24 @@ fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Value {
 }
 
 /// GET /Users, GET /Groups, POST …/.search.
-pub async fn list(state: &AppState, ctx: &Ctx, kind: Kind, params: ListParams) -> Result<Done, Failure> {
+pub async fn list(svc: &Services, ctx: &Ctx, kind: Kind, params: ListParams) -> Result<Done, ScimFailure> {
     let plan = plan(&params, kind.schema(), kind.table(), &ctx.account)?;
     let (account, base) = (ctx.account.clone(), ctx.base.clone());
     let p = params.clone();
     let (total, page) =
-        state.db.read(move |c| query_kind(c, kind, &account, &base, &p, &plan, p.offset(), p.count)).await?;
+        svc.db.read(move |c| query_kind(c, kind, &account, &base, &p, &plan, p.offset(), p.count)).await?;
     let page = page.into_iter().map(|r| params.projection.apply(r, kind.schema())).collect();
-    Ok(Done { status: 200, body: Some(list_response(total, params.start_index, page)), version: None, location: None })
+    Ok(Done {
+        status: Status::Ok,
+        body: Some(list_response(total, params.start_index, page)),
+        version: None,
+        location: None,
+    })
 }
 
 /// POST /.search: Users, then Groups, paged as one list. A filter naming an attribute one
 /// resource type lacks simply matches none of that type.
-pub async fn search_all(state: &AppState, ctx: &Ctx, params: ListParams) -> Result<Done, Failure> {
+pub async fn search_all(svc: &Services, ctx: &Ctx, params: ListParams) -> Result<Done, ScimFailure> {
     let mut plans = Vec::new();
     let mut first_error = None;
     for kind in [Kind::Users, Kind::Groups] {
@@ -459,7 +449,7 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, params: ListParams) -> Resu
     }
     let (account, base) = (ctx.account.clone(), ctx.base.clone());
     let p = params.clone();
-    let results = state
+    let results = svc
         .db
         .read(move |c| {
             let mut offset = p.offset();
@@ -473,12 +463,17 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, params: ListParams) -> Resu
                 room -= page.len() as i64;
                 out.extend(page.into_iter().map(|r| (*kind, r)));
             }
-            Ok::<_, Failure>((total, out))
+            Ok::<_, ScimFailure>((total, out))
         })
         .await?;
     let (total, page) = results;
     let page = page.into_iter().map(|(kind, r)| params.projection.apply(r, kind.schema())).collect();
-    Ok(Done { status: 200, body: Some(list_response(total, params.start_index, page)), version: None, location: None })
+    Ok(Done {
+        status: Status::Ok,
+        body: Some(list_response(total, params.start_index, page)),
+        version: None,
+        location: None,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -512,7 +507,7 @@ fn run_user_change(
     ctx: &Ctx,
     mut change: provisioning::IdentityChange,
     user_id: Option<&str>,
-) -> Result<Written, Failure> {
+) -> Result<Written, ScimFailure> {
     if let Some(id) = user_id {
         let groups: Vec<String> = store::groups::groups_of_user(c, id)?.into_iter().map(|(_, name)| name).collect();
         if !groups.is_empty() {
@@ -525,7 +520,7 @@ fn run_user_change(
         }
     }
     let applied = provisioning::run(c, env, change)?;
-    let row = applied.user.ok_or_else(|| Failure::new(500, None, "the pipeline returned no user"))?;
+    let row = applied.user.ok_or_else(|| AppError::Internal("the pipeline returned no user".into()))?;
     // A new user without groups or a phone line needs no further reads (the hot path of
     // a bulk push); otherwise render from the store. A placement rule may have moved the
     // user into a sub account: render it there.
@@ -553,27 +548,27 @@ fn forget_clears(p: &mut provisioning::PhoneFields) {
 }
 
 /// POST /Users.
-pub async fn create_user(state: &AppState, ctx: &Ctx, body: &[u8], projection: Projection) -> Result<Done, Failure> {
+pub async fn create_user(svc: &Services, ctx: &Ctx, body: &[u8], projection: Projection) -> Result<Done, ScimFailure> {
     let doc = adapter::normalize(&resource_json(body)?, &USER)?;
     let change = adapter::user_change(&ctx.account, &ctx.actor, Operation::Create, &doc, None)?;
-    let (env, ctx2) = (state.env(), ctx.clone());
-    let written = state.db.write(move |c| run_user_change(c, &env, &ctx2, change, None)).await?;
+    let (env, ctx2) = (svc.env(), ctx.clone());
+    let written = svc.db.write(move |c| run_user_change(c, &env, &ctx2, change, None)).await?;
     let (body, version) = written.into_resource(&ctx.base);
-    Ok(Done::resource(201, body, version).projected(&projection, &USER))
+    Ok(Done::resource(Status::Created, body, version).projected(&projection, &USER))
 }
 
 /// PUT /Users/{id}: the body replaces the resource (see `adapter` for absent attributes).
 pub async fn replace_user(
-    state: &AppState,
+    svc: &Services,
     ctx: &Ctx,
     id: String,
     body: &[u8],
     if_match: IfMatch,
     projection: Projection,
-) -> Result<Done, Failure> {
+) -> Result<Done, ScimFailure> {
     let doc = adapter::normalize(&resource_json(body)?, &USER)?;
-    let (env, ctx2) = (state.env(), ctx.clone());
-    let (body, version) = state
+    let (env, ctx2) = (svc.env(), ctx.clone());
+    let (body, version) = svc
         .db
         .write(move |c| {
             store::scim::lock_user(c, &ctx2.account, &id)?;
@@ -585,22 +580,22 @@ pub async fn replace_user(
         })
         .await?
         .into_resource(&ctx.base);
-    Ok(Done::resource(200, body, version).projected(&projection, &USER))
+    Ok(Done::resource(Status::Ok, body, version).projected(&projection, &USER))
 }
 
 /// PATCH /Users/{id}: the operations apply to the resource as served; the result is
 /// then treated as a replacement.
 pub async fn patch_user(
-    state: &AppState,
+    svc: &Services,
     ctx: &Ctx,
     id: String,
     body: &[u8],
     if_match: IfMatch,
     projection: Projection,
-) -> Result<Done, Failure> {
+) -> Result<Done, ScimFailure> {
     let request = patch_request(body)?;
-    let (env, ctx2) = (state.env(), ctx.clone());
-    let (body, version) = state
+    let (env, ctx2) = (svc.env(), ctx.clone());
+    let (body, version) = svc
         .db
         .write(move |c| {
             store::scim::lock_user(c, &ctx2.account, &id)?;
@@ -619,15 +614,14 @@ pub async fn patch_user(
         })
         .await?
         .into_resource(&ctx.base);
-    Ok(Done::resource(200, body, version).projected(&projection, &USER))
+    Ok(Done::resource(Status::Ok, body, version).projected(&projection, &USER))
 }
 
 /// DELETE /Users/{id}: removed through the pipeline (seats, number, extension and
 /// memberships are released).
-pub async fn delete_user(state: &AppState, ctx: &Ctx, id: String, if_match: IfMatch) -> Result<Done, Failure> {
-    let (env, ctx2) = (state.env(), ctx.clone());
-    state
-        .db
+pub async fn delete_user(svc: &Services, ctx: &Ctx, id: String, if_match: IfMatch) -> Result<Done, ScimFailure> {
+    let (env, ctx2) = (svc.env(), ctx.clone());
+    svc.db
         .write(move |c| {
             store::scim::lock_user(c, &ctx2.account, &id)?;
             let row = find_user(c, &ctx2.account, &id)?;
@@ -639,32 +633,16 @@ pub async fn delete_user(state: &AppState, ctx: &Ctx, id: String, if_match: IfMa
                 Operation::Delete { user_id: row.id },
             );
             provisioning::run(c, &env, change)?;
-            Ok::<_, Failure>(())
+            Ok::<_, ScimFailure>(())
         })
         .await?;
-    state.authorization_changed();
+    svc.authorization_changed();
     Ok(Done::no_content())
 }
 
 // ---------------------------------------------------------------------------------------
 // Groups
 // ---------------------------------------------------------------------------------------
-
-fn audit_group(c: &mut DbConn, env: &Env, ctx: &Ctx, action: &str, group: &str, detail: Value) -> Result<(), Failure> {
-    store::audit::record(
-        c,
-        &NewAudit {
-            account_id: Some(ctx.account.clone()),
-            actor: ctx.actor.label.clone(),
-            source: Source::Scim.as_str().to_owned(),
-            action: action.to_owned(),
-            target: Some(group.to_owned()),
-            detail: detail.to_string(),
-            created_at: env.now,
-        },
-    )?;
-    Ok(())
-}
 
 /// The stored part of a Group document: everything but the members (kept in
 /// `group_members`).
@@ -676,191 +654,107 @@ fn group_doc_text(doc: &Value) -> String {
     d.to_string()
 }
 
-/// Makes the group's members exactly `wanted` (value → display sent). Returns whether
-/// anything changed.
-fn set_members(
-    c: &mut DbConn,
-    env: &Env,
-    ctx: &Ctx,
-    group: &str,
-    wanted: &[(String, Option<String>)],
-) -> Result<bool, Failure> {
-    let ids: Vec<String> = wanted.iter().map(|(v, _)| v.clone()).collect();
-    let known = store::scim::existing_user_ids(c, &ctx.account, &ids)?;
-    if let Some((missing, _)) = wanted.iter().find(|(v, _)| !known.contains(v)) {
-        return Err(ScimError::InvalidValue(format!("member {missing} is not a user of this account")).into());
-    }
-    let current: BTreeMap<String, (Option<String>, Option<String>)> = store::scim::members_of(c, &[group.to_owned()])?
-        .into_iter()
-        .map(|m| (m.user_id, (m.display, m.user_display_name)))
-        .collect();
-    let mut changed = false;
-    for user in current.keys() {
-        if !wanted.iter().any(|(v, _)| v == user) {
-            changed |= provisioning::groups::remove_member(c, env, &ctx.account, group, user, Source::Scim)?;
-        }
-    }
-    for (user, display) in wanted {
-        match current.get(user) {
-            None => {
-                provisioning::groups::add_member(c, env, &ctx.account, group, user, Source::Scim)?;
-                if display.is_some() {
-                    store::scim::set_member_display(c, group, user, display.as_deref())?;
-                }
-                changed = true;
-            }
-            Some((stored, _)) if display.is_some() && stored != display => {
-                store::scim::set_member_display(c, group, user, display.as_deref())?;
-                changed = true;
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(changed)
-}
-
-fn new_group_row(ctx: &Ctx, now: NaiveDateTime, doc: &Value) -> Result<GroupRow, Failure> {
+fn group_fields(doc: &Value) -> Result<GroupFields, ScimFailure> {
     let (name, external_id) = adapter::group_fields(doc)?;
-    Ok(GroupRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        account_id: ctx.account.clone(),
-        display_name_lower: name.to_lowercase(),
-        display_name: name,
-        external_id,
-        scim: group_doc_text(doc),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    })
+    Ok(GroupFields { name, external_id, scim: Some(group_doc_text(doc)) })
 }
 
-fn unique_name(e: diesel::result::Error, name: &str) -> Failure {
-    if store::is_unique_violation(&e) {
-        Failure::new(409, Some("uniqueness"), format!("a group named {name:?} already exists"))
-    } else {
-        e.into()
-    }
+fn new_members(doc: &Value) -> Result<Vec<NewMember>, ScimFailure> {
+    Ok(adapter::group_members(doc)?.into_iter().map(|(user_id, display)| NewMember { user_id, display }).collect())
+}
+
+fn by(ctx: &Ctx) -> By<'_> {
+    By { actor: &ctx.actor, source: Source::Scim }
+}
+
+/// The group for a write: locked, and at the version `If-Match` names.
+fn group_for_write(c: &mut DbConn, ctx: &Ctx, id: &str, if_match: &IfMatch) -> Result<GroupRow, ScimFailure> {
+    let row = groups::find_locked(c, &ctx.account, id)?.ok_or_else(|| not_found("Group", id))?;
+    if_match.check(row.version)?;
+    Ok(row)
 }
 
 /// POST /Groups.
-pub async fn create_group(state: &AppState, ctx: &Ctx, body: &[u8], projection: Projection) -> Result<Done, Failure> {
+pub async fn create_group(svc: &Services, ctx: &Ctx, body: &[u8], projection: Projection) -> Result<Done, ScimFailure> {
     let doc = adapter::normalize(&resource_json(body)?, &GROUP)?;
-    let members = adapter::group_members(&doc)?;
-    let (env, ctx2) = (state.env(), ctx.clone());
+    let members = new_members(&doc)?;
+    let (env, ctx2) = (svc.env(), ctx.clone());
     let with_members = projection.wants("members");
-    let (body, version) = state
+    let (body, version) = svc
         .db
         .write(move |c| {
-            let row = new_group_row(&ctx2, env.now, &doc)?;
-            store::groups::insert(c, &row).map_err(|e| unique_name(e, &row.display_name))?;
-            set_members(c, &env, &ctx2, &row.id, &members)?;
-            audit_group(c, &env, &ctx2, "group.created", &row.id, json!({ "displayName": row.display_name }))?;
-            Ok::<_, Failure>((render_group(c, &row, with_members, &ctx2.base)?, row.version))
+            let row = groups::create(c, &env, by(&ctx2), &ctx2.account, group_fields(&doc)?, &members)?;
+            Ok::<_, ScimFailure>((render_group(c, &row, with_members, &ctx2.base)?, row.version))
         })
         .await?;
-    Ok(Done::resource(201, body, version).projected(&projection, &GROUP))
-}
-
-/// Writes a new document (and member list) over a group.
-fn update_group(
-    c: &mut DbConn,
-    env: &Env,
-    ctx: &Ctx,
-    mut row: GroupRow,
-    doc: &Value,
-    members: Option<&[(String, Option<String>)]>,
-) -> Result<GroupRow, Failure> {
-    let (name, external_id) = adapter::group_fields(doc)?;
-    let members_changed = match members {
-        Some(m) => set_members(c, env, ctx, &row.id, m)?,
-        None => false,
-    };
-    let text = group_doc_text(doc);
-    let fields_changed = name != row.display_name || external_id != row.external_id || text != row.scim;
-    if !fields_changed && !members_changed {
-        return Ok(row);
-    }
-    let expected = row.version;
-    row.display_name_lower = name.to_lowercase();
-    row.display_name = name;
-    row.external_id = external_id;
-    row.scim = text;
-    row.version += 1;
-    row.updated_at = env.now;
-    if !store::groups::update(c, &row, Some(expected)).map_err(|e| unique_name(e, &row.display_name))? {
-        return Err(Failure::new(412, None, "the group was changed by another request; fetch it again and retry"));
-    }
-    audit_group(c, env, ctx, "group.updated", &row.id, json!({ "displayName": row.display_name }))?;
-    Ok(row)
+    Ok(Done::resource(Status::Created, body, version).projected(&projection, &GROUP))
 }
 
 /// PUT /Groups/{id}.
 pub async fn replace_group(
-    state: &AppState,
+    svc: &Services,
     ctx: &Ctx,
     id: String,
     body: &[u8],
     if_match: IfMatch,
     projection: Projection,
-) -> Result<Done, Failure> {
+) -> Result<Done, ScimFailure> {
     let doc = adapter::normalize(&resource_json(body)?, &GROUP)?;
-    let members = adapter::group_members(&doc)?;
-    let (env, ctx2) = (state.env(), ctx.clone());
+    let members = new_members(&doc)?;
+    let (env, ctx2) = (svc.env(), ctx.clone());
     let with_members = projection.wants("members");
-    let (body, version) = state
+    let (body, version) = svc
         .db
         .write(move |c| {
-            store::scim::lock_group(c, &ctx2.account, &id)?;
-            let row = find_group(c, &ctx2.account, &id)?;
-            if_match.check(row.version)?;
-            let row = update_group(c, &env, &ctx2, row, &doc, Some(&members))?;
-            Ok::<_, Failure>((render_group(c, &row, with_members, &ctx2.base)?, row.version))
+            let row = group_for_write(c, &ctx2, &id, &if_match)?;
+            let expected = Some(row.version);
+            let fields = group_fields(&doc)?;
+            let (row, _) = groups::update(c, &env, by(&ctx2), row, Some(fields), MemberEdit::Set(&members), expected)?;
+            Ok::<_, ScimFailure>((render_group(c, &row, with_members, &ctx2.base)?, row.version))
         })
         .await?;
-    Ok(Done::resource(200, body, version).projected(&projection, &GROUP))
+    Ok(Done::resource(Status::Ok, body, version).projected(&projection, &GROUP))
 }
 
 /// PATCH /Groups/{id} (Entra ID's member add/remove, Okta's renames, …).
 pub async fn patch_group(
-    state: &AppState,
+    svc: &Services,
     ctx: &Ctx,
     id: String,
     body: &[u8],
     if_match: IfMatch,
     projection: Projection,
-) -> Result<Done, Failure> {
+) -> Result<Done, ScimFailure> {
     let request = patch_request(body)?;
-    let (env, ctx2) = (state.env(), ctx.clone());
+    let (env, ctx2) = (svc.env(), ctx.clone());
     let with_members = projection.wants("members");
     if let Some(ops) = member_ops(&request)? {
         // Entra ID's member add/remove: applied member by member, so a large group costs
         // the writer only the members named; the response is rendered after the commit.
         let account = ctx.account.clone();
-        let row = state
+        let row = svc
             .db
             .write(move |c| {
-                store::scim::lock_group(c, &ctx2.account, &id)?;
-                let row = find_group(c, &ctx2.account, &id)?;
-                if_match.check(row.version)?;
-                apply_member_ops(c, &env, &ctx2, row, &ops)
+                let row = group_for_write(c, &ctx2, &id, &if_match)?;
+                let expected = Some(row.version);
+                let (row, _) = groups::update(c, &env, by(&ctx2), row, None, MemberEdit::Steps(&ops), expected)?;
+                Ok::<_, ScimFailure>(row)
             })
             .await?;
         let base = ctx.base.clone();
-        let (body, version) = state
+        let (body, version) = svc
             .db
             .read(move |c| {
                 let row = find_group(c, &account, &row.id)?;
-                Ok::<_, Failure>((render_group(c, &row, with_members, &base)?, row.version))
+                Ok::<_, ScimFailure>((render_group(c, &row, with_members, &base)?, row.version))
             })
             .await?;
-        return Ok(Done::resource(200, body, version).projected(&projection, &GROUP));
+        return Ok(Done::resource(Status::Ok, body, version).projected(&projection, &GROUP));
     }
-    let (body, version) = state
+    let (body, version) = svc
         .db
         .write(move |c| {
-            store::scim::lock_group(c, &ctx2.account, &id)?;
-            let row = find_group(c, &ctx2.account, &id)?;
-            if_match.check(row.version)?;
+            let row = group_for_write(c, &ctx2, &id, &if_match)?;
             let current = render_group(c, &row, true, &ctx2.base)?;
             let outcome = apply(&current, &request, &GROUP)?;
             let row = if outcome.is_noop() {
@@ -868,51 +762,51 @@ pub async fn patch_group(
             } else {
                 let touches_members = outcome.change("members").is_some();
                 let doc = adapter::normalize(&outcome.resource, &GROUP)?;
-                let members = if touches_members { Some(adapter::group_members(&doc)?) } else { None };
-                update_group(c, &env, &ctx2, row, &doc, members.as_deref())?
+                let members = if touches_members { Some(new_members(&doc)?) } else { None };
+                let edit = match &members {
+                    Some(m) => MemberEdit::Set(m),
+                    None => MemberEdit::Keep,
+                };
+                let expected = Some(row.version);
+                groups::update(c, &env, by(&ctx2), row, Some(group_fields(&doc)?), edit, expected)?.0
             };
-            Ok::<_, Failure>((render_group(c, &row, with_members, &ctx2.base)?, row.version))
+            Ok::<_, ScimFailure>((render_group(c, &row, with_members, &ctx2.base)?, row.version))
         })
         .await?;
-    Ok(Done::resource(200, body, version).projected(&projection, &GROUP))
-}
-
-/// One member-only PATCH operation.
-#[derive(Debug, Clone, PartialEq)]
-enum MemberOp {
-    Add(Vec<(String, Option<String>)>),
-    Remove(Vec<String>),
+    Ok(Done::resource(Status::Ok, body, version).projected(&projection, &GROUP))
 }
 
 /// The operations, when every one adds members (`add`, path `members`, a value list),
 /// removes listed members (`remove`, path `members`, a value list) or removes one by filter
 /// (`members[value eq "…"]`). Anything else: `None`, for the general path.
-fn member_ops(request: &PatchRequest) -> Result<Option<Vec<MemberOp>>, Failure> {
-    use super::patch::PatchOpKind;
-    use super::path::PatchPath;
-    let is_members = |p: &super::AttrPath| {
+fn member_ops(request: &PatchRequest) -> Result<Option<Vec<MemberStep>>, ScimFailure> {
+    use crate::scim::patch::PatchOpKind;
+    use crate::scim::path::PatchPath;
+    let is_members = |p: &crate::scim::AttrPath| {
         p.sub.is_none() && GROUP.resolve(p).is_ok_and(|r| r.attribute.name == "members" && r.sub_attribute.is_none())
     };
     let mut out = Vec::with_capacity(request.operations.len());
     for op in &request.operations {
         let parsed = match (&op.op, &op.path, &op.value) {
             (PatchOpKind::Add, Some(PatchPath::Attr(p)), Some(v @ Value::Array(_))) if is_members(p) => {
-                let members = adapter::group_members(&json!({ "members": v }))?;
+                let members = new_members(&json!({ "members": v }))?;
                 if members.is_empty() {
                     return Ok(None);
                 }
-                MemberOp::Add(members)
+                MemberStep::Add(members)
             }
             (PatchOpKind::Remove, Some(PatchPath::Attr(p)), Some(v @ Value::Array(_))) if is_members(p) => {
-                let members = adapter::group_members(&json!({ "members": v }))?;
-                MemberOp::Remove(members.into_iter().map(|(value, _)| value).collect())
+                let members = new_members(&json!({ "members": v }))?;
+                MemberStep::Remove(members.into_iter().map(|m| m.user_id).collect())
             }
             (PatchOpKind::Remove, Some(PatchPath::Filtered { attr, filter, sub: None }), None) if is_members(attr) => {
                 match filter {
-                    super::Filter::Compare { path, op: super::CompareOp::Eq, value: super::CompValue::Str(v) }
-                        if path.urn.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case("value") =>
-                    {
-                        MemberOp::Remove(vec![v.clone()])
+                    crate::scim::Filter::Compare {
+                        path,
+                        op: crate::scim::CompareOp::Eq,
+                        value: crate::scim::CompValue::Str(v),
+                    } if path.urn.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case("value") => {
+                        MemberStep::Remove(vec![v.clone()])
                     }
                     _ => return Ok(None),
                 }
@@ -924,82 +818,21 @@ fn member_ops(request: &PatchRequest) -> Result<Option<Vec<MemberOp>>, Failure> 
     Ok(Some(out))
 }
 
-/// Applies member-only operations to a locked group; bumps its version when anything
-/// changed.
-fn apply_member_ops(
-    c: &mut DbConn,
-    env: &Env,
-    ctx: &Ctx,
-    mut row: GroupRow,
-    ops: &[MemberOp],
-) -> Result<GroupRow, Failure> {
-    let mut changed = false;
-    for op in ops {
-        match op {
-            MemberOp::Add(members) => {
-                let ids: Vec<String> = members.iter().map(|(v, _)| v.clone()).collect();
-                let known = store::scim::existing_user_ids(c, &ctx.account, &ids)?;
-                if let Some(missing) = ids.iter().find(|v| !known.contains(v)) {
-                    return Err(
-                        ScimError::InvalidValue(format!("member {missing} is not a user of this account")).into()
-                    );
-                }
-                for (user, display) in members {
-                    if provisioning::groups::add_member(c, env, &ctx.account, &row.id, user, Source::Scim)? {
-                        changed = true;
-                        if display.is_some() {
-                            store::scim::set_member_display(c, &row.id, user, display.as_deref())?;
-                        }
-                    } else if display.is_some() {
-                        let stored = store::scim::member_display(c, &row.id, user)?;
-                        if &stored != display {
-                            store::scim::set_member_display(c, &row.id, user, display.as_deref())?;
-                            changed = true;
-                        }
-                    }
-                }
-            }
-            MemberOp::Remove(users) => {
-                for user in users {
-                    changed |= provisioning::groups::remove_member(c, env, &ctx.account, &row.id, user, Source::Scim)?;
-                }
-            }
-        }
-    }
-    if changed {
-        let expected = row.version;
-        row.version += 1;
-        row.updated_at = env.now;
-        if !store::groups::update(c, &row, Some(expected))? {
-            return Err(Failure::new(412, None, "the group was changed by another request; fetch it again and retry"));
-        }
-        audit_group(c, env, ctx, "group.members", &row.id, json!({ "displayName": row.display_name }))?;
-    }
-    Ok(row)
-}
-
 /// DELETE /Groups/{id}: every membership ends with an outbox event, then the group goes.
-pub async fn delete_group(state: &AppState, ctx: &Ctx, id: String, if_match: IfMatch) -> Result<Done, Failure> {
-    let (env, ctx2) = (state.env(), ctx.clone());
-    state
-        .db
+pub async fn delete_group(svc: &Services, ctx: &Ctx, id: String, if_match: IfMatch) -> Result<Done, ScimFailure> {
+    let (env, ctx2) = (svc.env(), ctx.clone());
+    svc.db
         .write(move |c| {
-            store::scim::lock_group(c, &ctx2.account, &id)?;
-            let row = find_group(c, &ctx2.account, &id)?;
-            if_match.check(row.version)?;
-            for user in store::groups::member_ids(c, &row.id)? {
-                provisioning::groups::remove_member(c, &env, &ctx2.account, &row.id, &user, Source::Scim)?;
-            }
-            store::groups::delete(c, &row.id)?;
-            audit_group(c, &env, &ctx2, "group.deleted", &row.id, json!({ "displayName": row.display_name }))?;
-            Ok::<_, Failure>(())
+            let row = group_for_write(c, &ctx2, &id, &if_match)?;
+            groups::delete(c, &env, by(&ctx2), &row)?;
+            Ok::<_, ScimFailure>(())
         })
         .await?;
     Ok(Done::no_content())
 }
 
 /// Reads a JSON body for the handlers that need the value (Bulk, .search).
-pub fn parse_json(body: &[u8]) -> Result<Value, Failure> {
+pub fn parse_json(body: &[u8]) -> Result<Value, ScimFailure> {
     resource_json(body)
 }
 
@@ -1015,14 +848,13 @@ mod tests {
         assert!(!etag_list_matches("W/\"2\"", 3));
         assert!(!etag_list_matches("garbage", 3));
         assert!(IfMatch(None).check(9).is_ok());
-        assert_eq!(IfMatch(Some("W/\"1\"".into())).check(2).unwrap_err().status, 412);
+        assert!(matches!(IfMatch(Some("W/\"1\"".into())).check(2), Err(ScimFailure::VersionMismatch(_))));
     }
 
     #[test]
     fn member_only_patches_take_the_direct_path() {
         let req = |ops: Value| {
-            PatchRequest::from_json(&json!({"schemas": [super::super::patch::PATCH_OP_URN], "Operations": ops}))
-                .unwrap()
+            PatchRequest::from_json(&json!({"schemas": [crate::scim::patch::PATCH_OP_URN], "Operations": ops})).unwrap()
         };
         let ops = member_ops(&req(json!([
             {"op": "Add", "path": "members", "value": [{"value": "u1", "display": "One"}, {"value": "u2"}]},
@@ -1034,9 +866,12 @@ mod tests {
         assert_eq!(
             ops,
             [
-                MemberOp::Add(vec![("u1".into(), Some("One".into())), ("u2".into(), None)]),
-                MemberOp::Remove(vec!["u3".into()]),
-                MemberOp::Remove(vec!["u4".into()]),
+                MemberStep::Add(vec![
+                    NewMember { user_id: "u1".into(), display: Some("One".into()) },
+                    NewMember { user_id: "u2".into(), display: None }
+                ]),
+                MemberStep::Remove(vec!["u3".into()]),
+                MemberStep::Remove(vec!["u4".into()]),
             ]
         );
         for other in [
@@ -1049,20 +884,6 @@ mod tests {
             assert_eq!(member_ops(&req(other.clone())).unwrap(), None, "{other}");
         }
         let nested = req(json!([{"op": "add", "path": "members", "value": [{"value": "g", "type": "Group"}]}]));
-        assert_eq!(member_ops(&nested).unwrap_err().status, 400);
-    }
-
-    #[test]
-    fn app_errors_become_scim_errors() {
-        let f: Failure = AppError::conflict("user_name_taken", "taken").into();
-        assert_eq!((f.status, f.scim_type), (409, Some("uniqueness")));
-        let f: Failure = AppError::conflict("owner_role", "no").into();
-        assert_eq!((f.status, f.scim_type), (409, None));
-        let f: Failure = AppError::bad_request("invalid_email", "bad").into();
-        assert_eq!((f.status, f.scim_type), (400, Some("invalidValue")));
-        let f: Failure = AppError::not_found("user").into();
-        assert_eq!(f.to_json(), json!({"schemas": [ERROR_URN], "status": "404", "detail": "user not found"}));
-        let f: Failure = AppError::Internal("secret".into()).into();
-        assert!(!f.detail.contains("secret"));
+        assert!(matches!(member_ops(&nested), Err(ScimFailure::Scim(ScimError::InvalidValue(_)))));
     }
 }

@@ -10,12 +10,14 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::discovery::MAX_BULK_OPERATIONS;
-use super::resource::{etag, Projection};
-use super::service::{self, Ctx, Done, Failure, IfMatch};
-use crate::http::AppState;
+use super::resource::Projection;
+use super::{Ctx, Done, IfMatch, ScimFailure, Status};
+use crate::error::AppError;
+use crate::scim::discovery::MAX_BULK_OPERATIONS;
+use crate::scim::error::ScimError;
+use crate::service::Services;
 
 pub const BULK_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE_URN: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -33,11 +35,11 @@ fn field<'v>(m: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
 }
 
-fn syntax(detail: impl Into<String>) -> Failure {
-    Failure::new(400, Some("invalidSyntax"), detail)
+fn syntax(detail: impl Into<String>) -> ScimFailure {
+    ScimError::InvalidSyntax(detail.into()).into()
 }
 
-pub(crate) fn parse(request: &Value) -> Result<(Vec<Op>, Option<usize>), Failure> {
+pub(crate) fn parse(request: &Value) -> Result<(Vec<Op>, Option<usize>), ScimFailure> {
     let obj = request.as_object().ok_or_else(|| syntax("the body must be a JSON object"))?;
     let urn_ok = field(obj, "schemas")
         .and_then(Value::as_array)
@@ -49,22 +51,21 @@ pub(crate) fn parse(request: &Value) -> Result<(Vec<Op>, Option<usize>), Failure
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
             Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            _ => return Err(Failure::new(400, Some("invalidValue"), "failOnErrors must be a positive integer")),
+            _ => return Err(ScimError::InvalidValue("failOnErrors must be a positive integer".into()).into()),
         },
     };
     let items =
         field(obj, "Operations").and_then(Value::as_array).ok_or_else(|| syntax("`Operations` must be an array"))?;
     if items.len() > MAX_BULK_OPERATIONS {
-        return Err(Failure::new(
-            413,
-            None,
-            format!("{} operations; a Bulk request may carry at most {MAX_BULK_OPERATIONS}", items.len()),
-        ));
+        return Err(ScimFailure::TooManyOperations(format!(
+            "{} operations; a Bulk request may carry at most {MAX_BULK_OPERATIONS}",
+            items.len()
+        )));
     }
     let mut ops = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let m = item.as_object().ok_or_else(|| syntax(format!("Operations[{i}] must be an object")))?;
-        let text = |key: &str| -> Result<Option<String>, Failure> {
+        let text = |key: &str| -> Result<Option<String>, ScimFailure> {
             match field(m, key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -85,7 +86,7 @@ pub(crate) fn parse(request: &Value) -> Result<(Vec<Op>, Option<usize>), Failure
     for op in &ops {
         if let Some(id) = &op.bulk_id {
             if !seen.insert(id.as_str()) {
-                return Err(Failure::new(400, Some("invalidValue"), format!("bulkId {id:?} is declared twice")));
+                return Err(ScimError::InvalidValue(format!("bulkId {id:?} is declared twice")).into());
             }
         }
     }
@@ -143,51 +144,60 @@ fn substitute_path(path: &str, ids: &HashMap<String, String>) -> String {
 }
 
 /// Runs one resolved operation.
-async fn execute(state: &AppState, ctx: &Ctx, op: &Op, data: Option<Value>) -> Result<Done, Failure> {
+async fn execute(svc: &Services, ctx: &Ctx, op: &Op, data: Option<Value>) -> Result<Done, ScimFailure> {
     let segments: Vec<&str> = op.path.trim_matches('/').split('/').collect();
     let (kind, id) = match segments.as_slice() {
         [k] => (*k, None),
         [k, id] if !id.is_empty() => (*k, Some((*id).to_owned())),
-        _ => return Err(Failure::new(400, Some("invalidPath"), format!("unsupported Bulk path {:?}", op.path))),
+        _ => return Err(ScimError::InvalidPath(format!("unsupported Bulk path {:?}", op.path)).into()),
     };
     let users = if kind.eq_ignore_ascii_case("Users") {
         true
     } else if kind.eq_ignore_ascii_case("Groups") {
         false
     } else {
-        return Err(Failure::new(404, None, format!("no resource type at {:?}", op.path)));
+        return Err(ScimFailure::NoResourceType(format!("no resource type at {:?}", op.path)));
     };
-    let body = || -> Result<Vec<u8>, Failure> {
-        let d = data.as_ref().ok_or_else(|| Failure::new(400, Some("invalidSyntax"), "`data` is required"))?;
-        serde_json::to_vec(d).map_err(|e| Failure::new(500, None, e.to_string()))
+    let body = || -> Result<Vec<u8>, ScimFailure> {
+        let d = data.as_ref().ok_or_else(|| syntax("`data` is required"))?;
+        serde_json::to_vec(d).map_err(|e| AppError::Internal(e.to_string()).into())
     };
     let if_match = IfMatch(op.version.clone());
     let none = Projection::default();
     match (op.method.as_str(), id, users) {
-        ("POST", None, true) => service::create_user(state, ctx, &body()?, none).await,
-        ("POST", None, false) => service::create_group(state, ctx, &body()?, none).await,
-        ("PUT", Some(id), true) => service::replace_user(state, ctx, id, &body()?, if_match, none).await,
-        ("PUT", Some(id), false) => service::replace_group(state, ctx, id, &body()?, if_match, none).await,
-        ("PATCH", Some(id), true) => service::patch_user(state, ctx, id, &body()?, if_match, none).await,
-        ("PATCH", Some(id), false) => service::patch_group(state, ctx, id, &body()?, if_match, none).await,
-        ("DELETE", Some(id), true) => service::delete_user(state, ctx, id, if_match).await,
-        ("DELETE", Some(id), false) => service::delete_group(state, ctx, id, if_match).await,
-        (m, _, _) => Err(Failure::new(
-            400,
-            Some("invalidSyntax"),
-            format!("method {m} is not allowed on {:?} in a Bulk request", op.path),
-        )),
+        ("POST", None, true) => super::create_user(svc, ctx, &body()?, none).await,
+        ("POST", None, false) => super::create_group(svc, ctx, &body()?, none).await,
+        ("PUT", Some(id), true) => super::replace_user(svc, ctx, id, &body()?, if_match, none).await,
+        ("PUT", Some(id), false) => super::replace_group(svc, ctx, id, &body()?, if_match, none).await,
+        ("PATCH", Some(id), true) => super::patch_user(svc, ctx, id, &body()?, if_match, none).await,
+        ("PATCH", Some(id), false) => super::patch_group(svc, ctx, id, &body()?, if_match, none).await,
+        ("DELETE", Some(id), true) => super::delete_user(svc, ctx, id, if_match).await,
+        ("DELETE", Some(id), false) => super::delete_group(svc, ctx, id, if_match).await,
+        (m, _, _) => Err(syntax(format!("method {m} is not allowed on {:?} in a Bulk request", op.path))),
     }
 }
 
-/// Processes a BulkRequest; the BulkResponse lists one result per operation attempted.
-pub async fn run(state: &AppState, ctx: &Ctx, request: &Value) -> Result<Done, Failure> {
+/// The result of one operation of a Bulk request; the HTTP edge renders it (status,
+/// `response` error body) into the BulkResponse.
+#[derive(Debug)]
+pub struct BulkResult {
+    pub method: String,
+    pub bulk_id: Option<String>,
+    /// Where the resource is (successful operations).
+    pub location: Option<String>,
+    /// Its version after the operation, for the `version` ETag.
+    pub version: Option<i64>,
+    pub outcome: Result<Status, ScimFailure>,
+}
+
+/// Processes a BulkRequest: one result per operation attempted, in request order.
+pub async fn run(svc: &Services, ctx: &Ctx, request: &Value) -> Result<Vec<BulkResult>, ScimFailure> {
     let (ops, fail_on_errors) = parse(request)?;
     let declared: HashMap<&str, usize> =
         ops.iter().enumerate().filter_map(|(i, o)| o.bulk_id.as_deref().map(|b| (b, i))).collect();
     let mut created: HashMap<String, String> = HashMap::new();
     let mut failed: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut results: Vec<Option<Value>> = vec![None; ops.len()];
+    let mut results: Vec<Option<BulkResult>> = std::iter::repeat_with(|| None).take(ops.len()).collect();
     let mut pending: Vec<usize> = (0..ops.len()).collect();
     let mut errors = 0usize;
 
@@ -206,11 +216,9 @@ pub async fn run(state: &AppState, ctx: &Ctx, request: &Value) -> Result<Done, F
             }
             progressed = true;
             let outcome = match refs.iter().find(|r| !created.contains_key(*r)) {
-                Some(r) => Err(Failure::new(
-                    409,
-                    None,
-                    format!("bulkId:{r} does not name a resource created earlier in this request"),
-                )),
+                Some(r) => Err(ScimFailure::UnresolvedReference(format!(
+                    "bulkId:{r} does not name a resource created earlier in this request"
+                ))),
                 None => {
                     let mut resolved = op.clone();
                     resolved.path = substitute_path(&op.path, &created);
@@ -218,7 +226,7 @@ pub async fn run(state: &AppState, ctx: &Ctx, request: &Value) -> Result<Done, F
                     if let Some(d) = data.as_mut() {
                         substitute(d, &created);
                     }
-                    execute(state, ctx, &resolved, data).await
+                    execute(svc, ctx, &resolved, data).await
                 }
             };
             let entry = match outcome {
@@ -233,24 +241,28 @@ pub async fn run(state: &AppState, ctx: &Ctx, request: &Value) -> Result<Done, F
                         .and_then(|b| b["meta"]["location"].as_str())
                         .map(str::to_owned)
                         .unwrap_or_else(|| format!("{}{}", ctx.base, substitute_path(&op.path, &created)));
-                    let mut r = json!({ "method": op.method, "location": location, "status": done.status.to_string() });
-                    if let (Some(v), Some(m)) = (done.version, r.as_object_mut()) {
-                        m.insert("version".into(), json!(etag(v)));
+                    BulkResult {
+                        method: op.method.clone(),
+                        bulk_id: op.bulk_id.clone(),
+                        location: Some(location),
+                        version: done.version,
+                        outcome: Ok(done.status),
                     }
-                    r
                 }
                 Err(f) => {
                     errors += 1;
                     if let Some(b) = &op.bulk_id {
                         failed.insert(b.clone());
                     }
-                    json!({ "method": op.method, "status": f.status.to_string(), "response": f.to_json() })
+                    BulkResult {
+                        method: op.method.clone(),
+                        bulk_id: op.bulk_id.clone(),
+                        location: None,
+                        version: None,
+                        outcome: Err(f),
+                    }
                 }
             };
-            let mut entry = entry;
-            if let (Some(b), Some(m)) = (&op.bulk_id, entry.as_object_mut()) {
-                m.insert("bulkId".into(), json!(b));
-            }
             if let Some(slot) = results.get_mut(i) {
                 *slot = Some(entry);
             }
@@ -266,33 +278,26 @@ pub async fn run(state: &AppState, ctx: &Ctx, request: &Value) -> Result<Done, F
             // Every remaining operation waits on another remaining one: a cycle.
             for i in pending.drain(..) {
                 let Some(op) = ops.get(i) else { continue };
-                let mut entry = json!({
-                    "method": op.method,
-                    "status": "409",
-                    "response": Failure::new(409, None, "circular bulkId references").to_json(),
-                });
-                if let (Some(b), Some(m)) = (&op.bulk_id, entry.as_object_mut()) {
-                    m.insert("bulkId".into(), json!(b));
-                }
                 if let Some(slot) = results.get_mut(i) {
-                    *slot = Some(entry);
+                    *slot = Some(BulkResult {
+                        method: op.method.clone(),
+                        bulk_id: op.bulk_id.clone(),
+                        location: None,
+                        version: None,
+                        outcome: Err(ScimFailure::UnresolvedReference("circular bulkId references".into())),
+                    });
                 }
             }
             break;
         }
     }
-    let operations: Vec<Value> = results.into_iter().flatten().collect();
-    Ok(Done {
-        status: 200,
-        body: Some(json!({ "schemas": [BULK_RESPONSE_URN], "Operations": operations })),
-        version: None,
-        location: None,
-    })
+    Ok(results.into_iter().flatten().collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn parses_and_validates_requests() {
@@ -303,13 +308,16 @@ mod tests {
         assert_eq!(fail, Some(2));
         assert_eq!(ops[0].method, "POST");
         assert_eq!(op_references(&ops[1]), vec!["g".to_owned()]);
-        assert_eq!(parse(&json!({"Operations": []})).unwrap_err().scim_type, Some("invalidSyntax"));
+        assert!(matches!(parse(&json!({"Operations": []})), Err(ScimFailure::Scim(ScimError::InvalidSyntax(_)))));
         let dup = json!({"schemas": [BULK_REQUEST_URN], "Operations": [
             {"method": "POST", "path": "/Users", "bulkId": "a"}, {"method": "POST", "path": "/Users", "bulkId": "a"}]});
-        assert_eq!(parse(&dup).unwrap_err().status, 400);
+        assert!(matches!(parse(&dup), Err(ScimFailure::Scim(ScimError::InvalidValue(_)))));
         let many: Vec<Value> =
             (0..=MAX_BULK_OPERATIONS).map(|_| json!({"method": "DELETE", "path": "/Users/x"})).collect();
-        assert_eq!(parse(&json!({"schemas": [BULK_REQUEST_URN], "Operations": many})).unwrap_err().status, 413);
+        assert!(matches!(
+            parse(&json!({"schemas": [BULK_REQUEST_URN], "Operations": many})),
+            Err(ScimFailure::TooManyOperations(_))
+        ));
     }
 
     #[test]

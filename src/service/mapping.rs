@@ -1,10 +1,10 @@
 //! Mapping rules: one JSON document per account (the format is documented in the README
 //! and in `domain::mapping`), validated and compiled before it is stored.
 
-use super::accounts::audit;
 use crate::domain::mapping::{CompiledMapping, MappingConfig, Target};
 use crate::domain::users::BaseRole;
 use crate::error::{AppError, AppResult};
+use crate::provisioning::audit;
 use crate::provisioning::{Actor, Env, Source};
 use crate::store::{self, DbConn};
 
@@ -40,7 +40,7 @@ pub fn set(conn: &mut DbConn, env: &Env, actor: &Actor, source: Source, account:
     let canonical = serde_json::to_string(compiled.config()).map_err(|e| AppError::Internal(e.to_string()))?;
     let version = store::mapping::put(conn, account, &canonical, env.now)?;
     env.mappings.remember(account, version, Some(std::sync::Arc::new(compiled.clone())));
-    audit(
+    audit::record(
         conn,
         env,
         account,

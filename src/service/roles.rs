@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::accounts::audit;
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
+use crate::provisioning::audit;
 use crate::provisioning::{Actor, Env, Source};
 use crate::store::models::RoleRow;
 use crate::store::{self, DbConn};
@@ -74,7 +74,7 @@ pub fn create(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, input:
     };
     store::roles::insert(conn, &row)
         .map_err(AppError::on_unique("role_exists", format!("a role named {:?} exists", input.name.trim())))?;
-    audit(
+    audit::record(
         conn,
         env,
         account,
@@ -102,7 +102,7 @@ pub fn update(
     row.permissions = perms;
     row.updated_at = env.now;
     store::roles::update(conn, &row)?;
-    audit(
+    audit::record(
         conn,
         env,
         account,
@@ -122,5 +122,5 @@ pub fn delete(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, id: &s
     if !store::roles::delete(conn, account, id)? {
         return Err(AppError::not_found("role"));
     }
-    audit(conn, env, account, actor, Source::Api, "role.deleted", Some(id), serde_json::json!({}))
+    audit::record(conn, env, account, actor, Source::Api, "role.deleted", Some(id), serde_json::json!({}))
 }

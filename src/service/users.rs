@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::to_utc;
 use crate::domain::catalog::{AddOn, UserTier};
-use crate::domain::users::{invitation_expired, read_user_csv, write_user_csv, BaseRole, RowError, UserCsvRow};
+use crate::domain::users::{
+    invitation_expired, read_user_csv, write_user_csv, BaseRole, RowError, UserCsvRow, UserStatus,
+};
 use crate::error::{AppError, AppResult};
 use crate::provisioning::{
     self, Actor, Env, ExplicitFields, Field, IdentityChange, Operation, ProvisioningIssue, Shortage, Source,
@@ -66,10 +68,12 @@ pub struct UserView {
     #[serde(rename = "type")]
     pub user_type: String,
     /// `owner`, `admin` or `member`.
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: BaseRole,
     pub custom_role_id: Option<String>,
     /// `pending` (invited), `active` or `inactive` (deactivated).
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: UserStatus,
     pub addons: Vec<String>,
     pub seats: Vec<String>,
     pub phone: Option<PhoneView>,
@@ -100,9 +104,9 @@ pub fn view(u: &UserRow, phone: Option<&UserPhoneRow>) -> UserView {
         department: u.department.clone(),
         job_title: u.job_title.clone(),
         user_type: u.user_type.clone(),
-        role: u.role.clone(),
+        role: u.role,
         custom_role_id: u.custom_role_id.clone(),
-        status: u.status.clone(),
+        status: u.status,
         addons: u.addons.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
         seats: u.seats.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
         phone: phone.map(PhoneView::from),
@@ -547,7 +551,7 @@ pub fn purge_expired_invitations(conn: &mut DbConn, env: &Env) -> AppResult<usiz
     let mut n = 0;
     for inv in store::users::expired_invitations(conn, env.now, 500)? {
         let Some(user) = store::users::find_any(conn, &inv.user_id)? else { continue };
-        if user.status != "pending" {
+        if user.status != UserStatus::Pending {
             store::users::delete_invitation(conn, &inv.id)?;
             continue;
         }

@@ -8,16 +8,16 @@
 use chrono::{Duration, NaiveDateTime};
 use serde::Serialize;
 
-use super::accounts::audit;
 use super::sso::{LoadedSso, SpUrls};
-use crate::admin::users::UserView;
 use crate::domain::accounts::normalize_email;
 use crate::domain::users::UserStatus;
 use crate::error::AppError;
+use crate::provisioning::audit;
 use crate::provisioning::{self, Actor, Env, Outcome, Source};
 use crate::saml::adapter::{login_change, LoginMappingError};
 use crate::saml::{build_redirect, AuthnRequestParams, SamlRefusal, VerifiedLogin};
 use crate::secrets::{hash_secret, new_secret};
+use crate::service::users::UserView;
 use crate::store::{self, DbConn, StoreError};
 
 /// How long an AuthnRequest we sent may be answered.
@@ -71,28 +71,6 @@ impl LoginError {
             LoginError::JitDisabled => "jit_disabled",
             LoginError::UserInactive => "user_inactive",
             LoginError::App(e) => e.code(),
-        }
-    }
-
-    /// 400 for a response that is not even a SAML response, 403 for an authentication
-    /// that is refused, 404 without a configuration; storage errors keep their status.
-    pub fn status(&self) -> u16 {
-        match self {
-            LoginError::Refused(
-                SamlRefusal::TooLarge { .. }
-                | SamlRefusal::BadEncoding(_)
-                | SamlRefusal::Malformed(_)
-                | SamlRefusal::XmlDtdRefused,
-            ) => 400,
-            LoginError::Refused(r) if r.is_configuration_error() => 503,
-            LoginError::Refused(_)
-            | LoginError::Replayed
-            | LoginError::RequestUnknown
-            | LoginError::NoEmail(_)
-            | LoginError::JitDisabled
-            | LoginError::UserInactive => 403,
-            LoginError::NotConfigured => 404,
-            LoginError::App(e) => e.status(),
         }
     }
 
@@ -187,18 +165,18 @@ pub fn complete_login(
         _ => return Err(LoginError::NoEmail(LoginMappingError::NoEmail)),
     };
     let existing = store::users::find_by_email(conn, &email)?;
-    match existing.as_ref().map(|u| UserStatus::parse(&u.status)) {
+    match existing.as_ref().map(|u| u.status) {
         None if !sso.row.jit_enabled => return Err(LoginError::JitDisabled),
-        Some(Some(UserStatus::Inactive)) => return Err(LoginError::UserInactive),
+        Some(UserStatus::Inactive) => return Err(LoginError::UserInactive),
         // Signing in through the account's IdP accepts a pending invitation (the pipeline
         // does it for a `login` change).
-        Some(Some(UserStatus::Pending)) => change.explicit.status = Some(UserStatus::Active),
+        Some(UserStatus::Pending) => change.explicit.status = Some(UserStatus::Active),
         _ => {}
     }
     change.prefetched_user = Some(existing);
     let applied = provisioning::run(conn, env, change)?;
     let user = applied.user.ok_or_else(|| AppError::Internal("the login pipeline returned no user".into()))?;
-    if user.status != UserStatus::Active.as_str() {
+    if user.status != UserStatus::Active {
         return Err(LoginError::UserInactive);
     }
 
@@ -217,7 +195,7 @@ pub fn complete_login(
             expires_at,
         },
     )?;
-    audit(
+    audit::record(
         conn,
         env,
         account,
@@ -251,7 +229,7 @@ pub fn audit_refusal(
     message: &str,
     issuer: Option<&str>,
 ) -> Result<(), AppError> {
-    audit(
+    audit::record(
         conn,
         env,
         account,
@@ -276,7 +254,7 @@ pub struct SessionView {
 pub fn session(conn: &mut DbConn, token: &str, now: NaiveDateTime) -> Result<Option<SessionView>, AppError> {
     let Some(s) = store::saml::session(conn, &hash_secret(token), now)? else { return Ok(None) };
     let Some(user) = store::users::find_any(conn, &s.user_id)? else { return Ok(None) };
-    if user.status != UserStatus::Active.as_str() {
+    if user.status != UserStatus::Active {
         return Ok(None);
     }
     let phone = store::users::phone(conn, &user.id)?;

@@ -19,12 +19,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use super::error::ScimError;
-use super::patch::{apply, PatchOpKind, PatchOperation, PatchRequest};
-use super::schema::{ResourceSchema, ENTERPRISE_USER_URN, PROVISOR_USER_URN};
 use crate::domain::catalog::{AddOn, CallingPlan, UserTier};
 use crate::domain::users::UserStatus;
 use crate::provisioning::{Actor, ExplicitFields, Field, IdentityChange, Operation, Shortage, Source};
+use crate::scim::error::ScimError;
+use crate::scim::patch::{apply, PatchOpKind, PatchOperation, PatchRequest};
+use crate::scim::schema::{ResourceSchema, ENTERPRISE_USER_URN, PROVISOR_USER_URN};
 
 /// The provisor extension's add-on flags (`addons.webinar: true`).
 pub const ADDON_FLAGS: [(&str, AddOn); 3] =

@@ -10,8 +10,8 @@ use crate::domain::accounts::{
 use crate::domain::catalog::UserTier;
 use crate::domain::users::{BaseRole, UserStatus};
 use crate::error::{AppError, AppResult};
-use crate::provisioning::{self, Actor, Env, ExplicitFields, IdentityChange, Operation, Shortage, Source};
-use crate::store::models::{AccountRow, NewAudit, UserRow};
+use crate::provisioning::{self, audit, Actor, Env, ExplicitFields, IdentityChange, Operation, Shortage, Source};
+use crate::store::models::{AccountRow, UserRow};
 use crate::store::{self, DbConn};
 
 #[derive(Debug, Clone)]
@@ -82,31 +82,6 @@ pub fn view(conn: &mut DbConn, row: &AccountRow) -> AppResult<AccountView> {
     })
 }
 
-pub fn audit(
-    conn: &mut DbConn,
-    env: &Env,
-    account: &str,
-    actor: &Actor,
-    source: Source,
-    action: &str,
-    target: Option<&str>,
-    detail: serde_json::Value,
-) -> AppResult<()> {
-    store::audit::record(
-        conn,
-        &NewAudit {
-            account_id: Some(account.to_owned()),
-            actor: actor.label.clone(),
-            source: source.as_str().to_owned(),
-            action: action.to_owned(),
-            target: target.map(str::to_owned),
-            detail: detail.to_string(),
-            created_at: env.now,
-        },
-    )?;
-    Ok(())
-}
-
 /// Creates an account (top-level, or a sub account when `parent_id` is set) with its
 /// owner. The owner's e-mail must be valid and never registered anywhere.
 pub fn create(
@@ -119,7 +94,7 @@ pub fn create(
     let name = validate_account_name(&new.name)?;
     let owner_email = normalize_email(&new.owner_email)?;
     if store::accounts::email_registered(conn, &owner_email)? {
-        return Err(AppError::conflict(
+        return Err(AppError::taken(
             "email_taken",
             format!("{owner_email} is already registered; a new account needs a new owner"),
         ));
@@ -171,9 +146,9 @@ pub fn create(
         department: None,
         job_title: None,
         user_type: UserTier::Basic.as_str().into(),
-        role: BaseRole::Owner.as_str().into(),
+        role: BaseRole::Owner,
         custom_role_id: None,
-        status: UserStatus::Active.as_str().into(),
+        status: UserStatus::Active,
         addons: String::new(),
         seats: String::new(),
         scim: "{}".into(),
@@ -187,9 +162,9 @@ pub fn create(
     store::users::insert(conn, &owner)?;
     store::users::replace_emails(conn, &owner.id, &row.id, std::slice::from_ref(&owner_email))?;
     let detail = serde_json::json!({ "name": row.name, "owner": owner_email, "parent": row.parent_id, "is_master": row.is_master });
-    audit(conn, env, &row.id, actor, source, "account.created", Some(&row.id), detail.clone())?;
+    audit::record(conn, env, &row.id, actor, source, "account.created", Some(&row.id), detail.clone())?;
     if let Some(p) = &row.parent_id {
-        audit(conn, env, p, actor, source, "sub_account.created", Some(&row.id), detail)?;
+        audit::record(conn, env, p, actor, source, "sub_account.created", Some(&row.id), detail)?;
     }
     Ok((row, owner))
 }
@@ -250,14 +225,14 @@ pub fn update(
     store::accounts::update(conn, &row)
         .map_err(AppError::on_unique("vanity_taken", "that vanity name belongs to another account"))?;
     if enabling_phone {
-        crate::admin::phone::ensure_main_site(conn, env.now, &row.id)?;
+        crate::service::phone::ensure_main_site(conn, env.now, &row.id)?;
     }
     let detail = serde_json::json!({
         "name": upd.name, "vanity_name": upd.vanity_name, "settings": upd.settings,
         "auto_phone_provisioning": upd.auto_phone_provisioning, "phone_enabled": upd.phone_enabled,
         "bundled_licensing": upd.bundled_licensing,
     });
-    audit(conn, env, &row.id, actor, Source::Api, "account.updated", Some(&row.id), detail)?;
+    audit::record(conn, env, &row.id, actor, Source::Api, "account.updated", Some(&row.id), detail)?;
     Ok(row)
 }
 
@@ -265,13 +240,13 @@ pub fn add_domain(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, do
     let d = validate_domain(domain)?;
     if let Some(owner) = store::accounts::domain_owner(conn, &d)? {
         return Err(if owner == account {
-            AppError::conflict("domain_taken", format!("{d} is already associated with this account"))
+            AppError::taken("domain_taken", format!("{d} is already associated with this account"))
         } else {
-            AppError::conflict("domain_taken", format!("{d} is associated with another account"))
+            AppError::taken("domain_taken", format!("{d} is associated with another account"))
         });
     }
     store::accounts::add_domain(conn, account, &d, env.now)?;
-    audit(conn, env, account, actor, Source::Api, "domain.added", Some(&d), serde_json::json!({}))?;
+    audit::record(conn, env, account, actor, Source::Api, "domain.added", Some(&d), serde_json::json!({}))?;
     Ok(d)
 }
 
@@ -280,7 +255,7 @@ pub fn remove_domain(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str,
     if !store::accounts::remove_domain(conn, account, &d)? {
         return Err(AppError::not_found("domain"));
     }
-    audit(conn, env, account, actor, Source::Api, "domain.removed", Some(&d), serde_json::json!({}))
+    audit::record(conn, env, account, actor, Source::Api, "domain.removed", Some(&d), serde_json::json!({}))
 }
 
 /// A direct sub account of `master`, or 404 (also for other tenants' accounts).
@@ -351,8 +326,8 @@ pub fn disassociate(
     }
     store::accounts::detach_from_parent(conn, &sub.id, env.now)?;
     let detail = serde_json::json!({ "downgraded_users": downgraded.len(), "returned": returned });
-    audit(conn, env, master, actor, Source::Api, "sub_account.disassociated", Some(&sub.id), detail.clone())?;
-    audit(conn, env, &sub.id, actor, Source::Api, "account.disassociated", Some(&sub.id), detail)?;
+    audit::record(conn, env, master, actor, Source::Api, "sub_account.disassociated", Some(&sub.id), detail.clone())?;
+    audit::record(conn, env, &sub.id, actor, Source::Api, "account.disassociated", Some(&sub.id), detail)?;
     Ok(DisassociationReport { account_id: sub.id, downgraded_users: downgraded, returned })
 }
 

@@ -1,5 +1,6 @@
 //! The SCIM HTTP edge under `/scim/v2`: routing, authentication, bodies, headers
 //! (`ETag`, `If-Match`, `If-None-Match`, `Location`) and errors in the SCIM error schema.
+//! The operations themselves are `service::scim`.
 //!
 //! Bodies are read as raw bytes with a size limit and parsed here, so malformed JSON, wrong
 //! types, oversized bodies, unknown routes and wrong methods all answer in the SCIM error
@@ -8,29 +9,60 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
 
-use super::discovery::{self, MAX_PAYLOAD};
-use super::query::ListParams;
-use super::resource::{etag, Projection};
-use super::service::{self, etag_list_matches, Ctx, Done, Failure, IfMatch, Kind};
-use crate::http::auth::ScimCtx;
-use crate::http::AppState;
+use super::error::{scim_error_body, scim_failure_body};
+use super::AppState;
+use crate::scim::discovery::{self, MAX_PAYLOAD};
+use crate::scim::query::ListParams;
+use crate::service::scim::bulk::{self, BulkResult, BULK_RESPONSE_URN};
+use crate::service::scim::resource::{etag, Projection};
+use crate::service::scim::{self as service, etag_list_matches, Ctx, Done, IfMatch, Kind, ScimFailure, Status};
 
 /// The SCIM media type (RFC 7644 §8.1).
 pub const SCIM_JSON: &str = "application/scim+json";
 
-impl ResponseError for Failure {
+/// A SCIM request that failed: in an operation, or already at the HTTP level.
+#[derive(Debug, thiserror::Error)]
+pub enum ScimReply {
+    #[error(transparent)]
+    Failed(#[from] ScimFailure),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    NoEndpoint(String),
+    #[error("the request body is larger than {MAX_PAYLOAD} bytes")]
+    BodyTooLarge,
+}
+
+impl ResponseError for ScimReply {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        self.parts().0
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut resp = HttpResponse::build(self.status_code());
+        let (status, body) = self.parts();
+        let mut resp = HttpResponse::build(status);
         resp.content_type(SCIM_JSON);
-        if self.status == 401 {
+        if status == StatusCode::UNAUTHORIZED {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        resp.body(self.to_json().to_string())
+        resp.body(body.to_string())
+    }
+}
+
+impl ScimReply {
+    fn parts(&self) -> (StatusCode, serde_json::Value) {
+        let status = match self {
+            ScimReply::Failed(f) => return scim_failure_body(f),
+            ScimReply::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ScimReply::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ScimReply::NoEndpoint(_) => StatusCode::NOT_FOUND,
+            ScimReply::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        };
+        (status, scim_error_body(status, None, &self.to_string()))
     }
 }
 
@@ -64,20 +96,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-type Reply = Result<HttpResponse, Failure>;
+type Reply = Result<HttpResponse, ScimReply>;
 
 /// The SCIM service root as clients see it.
 pub fn base_url(state: &AppState) -> String {
     format!("{}/scim/v2", state.config.public_url)
 }
 
-async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Ctx, Failure> {
-    let scim = ScimCtx::from_req(state, req).await?;
+async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Ctx, ScimFailure> {
+    let scim = super::auth::scim_ctx(state, req).await?;
     Ok(Ctx { account: scim.account_id, actor: scim.actor, base: base_url(state) })
 }
 
+fn status(s: Status) -> StatusCode {
+    match s {
+        Status::Ok => StatusCode::OK,
+        Status::Created => StatusCode::CREATED,
+        Status::NoContent => StatusCode::NO_CONTENT,
+    }
+}
+
 fn respond(done: Done) -> HttpResponse {
-    let mut resp = HttpResponse::build(StatusCode::from_u16(done.status).unwrap_or(StatusCode::OK));
+    let mut resp = HttpResponse::build(status(done.status));
     if let Some(v) = done.version {
         resp.insert_header((header::ETAG, etag(v)));
     }
@@ -108,7 +148,7 @@ fn if_match(req: &HttpRequest) -> IfMatch {
     IfMatch(header_text(req, header::IF_MATCH))
 }
 
-fn projection(req: &HttpRequest) -> Result<Projection, Failure> {
+fn projection(req: &HttpRequest) -> Result<Projection, ScimFailure> {
     let mut attributes = None;
     let mut excluded = None;
     for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
@@ -123,35 +163,31 @@ fn projection(req: &HttpRequest) -> Result<Projection, Failure> {
 
 /// The request body: JSON (`application/scim+json`, `application/json` or unlabelled),
 /// at most [`MAX_PAYLOAD`] bytes.
-async fn body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Failure> {
+async fn body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ScimReply> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let essence = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if essence != SCIM_JSON && essence != "application/json" && !essence.is_empty() {
-            return Err(Failure::new(
-                415,
-                None,
-                format!("send the body as {SCIM_JSON} or application/json, not {essence:?}"),
-            ));
+            return Err(ScimReply::UnsupportedMediaType(format!(
+                "send the body as {SCIM_JSON} or application/json, not {essence:?}"
+            )));
         }
     }
-    let too_large = || Failure::new(413, None, format!("the request body is larger than {MAX_PAYLOAD} bytes"));
+    let too_large = || ScimReply::BodyTooLarge;
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_PAYLOAD) {
         return Err(too_large());
     }
-    payload
-        .to_bytes_limited(MAX_PAYLOAD)
-        .await
-        .map_err(|_| too_large())?
-        .map_err(|e| Failure::new(400, Some("invalidSyntax"), format!("cannot read the request body: {e}")))
+    payload.to_bytes_limited(MAX_PAYLOAD).await.map_err(|_| too_large())?.map_err(|e| {
+        ScimFailure::from(crate::scim::ScimError::InvalidSyntax(format!("cannot read the request body: {e}"))).into()
+    })
 }
 
 async fn not_found(req: HttpRequest) -> Reply {
-    Err(Failure::new(404, None, format!("no SCIM endpoint at {}", req.path())))
+    Err(ScimReply::NoEndpoint(format!("no SCIM endpoint at {}", req.path())))
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Reply {
-    Err(Failure::new(405, None, format!("{} is not supported on {}", req.method(), req.path())))
+    Err(ScimReply::MethodNotAllowed(format!("{} is not supported on {}", req.method(), req.path())))
 }
 
 // -- discovery: public (it describes the server, not any tenant's data) ------------------
@@ -166,9 +202,7 @@ async fn schemas(state: web::Data<AppState>) -> HttpResponse {
 
 async fn schema(state: web::Data<AppState>, req: HttpRequest) -> Reply {
     let id = id(&req);
-    discovery::schema(&base_url(&state), &id)
-        .map(json)
-        .ok_or_else(|| Failure::new(404, None, format!("no schema {id}")))
+    discovery::schema(&base_url(&state), &id).map(json).ok_or_else(|| ScimReply::NoEndpoint(format!("no schema {id}")))
 }
 
 async fn resource_types(state: web::Data<AppState>) -> HttpResponse {
@@ -179,21 +213,21 @@ async fn resource_type(state: web::Data<AppState>, req: HttpRequest) -> Reply {
     let id = id(&req);
     discovery::resource_type(&base_url(&state), &id)
         .map(json)
-        .ok_or_else(|| Failure::new(404, None, format!("no resource type {id}")))
+        .ok_or_else(|| ScimReply::NoEndpoint(format!("no resource type {id}")))
 }
 
 // -- resources ---------------------------------------------------------------------------
 
 async fn list(state: web::Data<AppState>, req: HttpRequest, kind: Kind) -> Reply {
     let ctx = authenticate(&state, &req).await?;
-    let params = ListParams::from_query(req.query_string())?;
+    let params = ListParams::from_query(req.query_string()).map_err(ScimFailure::from)?;
     Ok(respond(service::list(&state, &ctx, kind, params).await?))
 }
 
 async fn search(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload, kind: Option<Kind>) -> Reply {
     let ctx = authenticate(&state, &req).await?;
     let bytes = body(&req, payload).await?;
-    let params = ListParams::from_search(&service::parse_json(&bytes)?)?;
+    let params = ListParams::from_search(&service::parse_json(&bytes)?).map_err(ScimFailure::from)?;
     let done = match kind {
         Some(kind) => service::list(&state, &ctx, kind, params).await?,
         None => service::search_all(&state, &ctx, params).await?,
@@ -301,5 +335,33 @@ async fn bulk(state: web::Data<AppState>, req: HttpRequest, payload: web::Payloa
     let ctx = authenticate(&state, &req).await?;
     let bytes = body(&req, payload).await?;
     let request = service::parse_json(&bytes)?;
-    Ok(respond(super::bulk::run(&state, &ctx, &request).await?))
+    let results = bulk::run(&state, &ctx, &request).await?;
+    let operations: Vec<serde_json::Value> = results.iter().map(bulk_entry).collect();
+    Ok(HttpResponse::Ok()
+        .content_type(SCIM_JSON)
+        .body(json!({ "schemas": [BULK_RESPONSE_URN], "Operations": operations }).to_string()))
+}
+
+/// One operation of a BulkResponse (RFC 7644 §3.7.3).
+fn bulk_entry(r: &BulkResult) -> serde_json::Value {
+    let mut entry = match &r.outcome {
+        Ok(s) => {
+            let mut e = json!({ "method": r.method, "status": status(*s).as_u16().to_string() });
+            if let Some(l) = &r.location {
+                e["location"] = json!(l);
+            }
+            if let Some(v) = r.version {
+                e["version"] = json!(etag(v));
+            }
+            e
+        }
+        Err(f) => {
+            let (status, body) = scim_failure_body(f);
+            json!({ "method": r.method, "status": status.as_u16().to_string(), "response": body })
+        }
+    };
+    if let Some(b) = &r.bulk_id {
+        entry["bulkId"] = json!(b);
+    }
+    entry
 }

@@ -12,11 +12,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
 use serde_json::{json, Map, Value};
 
-use super::eval::CompiledFilter;
-use super::filter::Filter;
-use super::patch::{apply, PatchOutcome, PatchRequest, PATCH_OP_URN};
-use super::path::PatchPath;
-use super::schema::{ResourceSchema, GROUP, USER};
+use crate::scim::eval::CompiledFilter;
+use crate::scim::filter::Filter;
+use crate::scim::patch::{apply, PatchOutcome, PatchRequest, PATCH_OP_URN};
+use crate::scim::path::PatchPath;
+use crate::scim::schema::{ResourceSchema, GROUP, USER};
 
 /// Generous bound: each case takes microseconds; this only catches blow-ups.
 const MAX_CASE_TIME: Duration = Duration::from_secs(2);
@@ -455,7 +455,7 @@ fn user_body() -> impl Strategy<Value = Value> {
     );
     prop::collection::vec((keys, json_value()), 0..8).prop_map(|pairs| {
         let mut m: Map<String, Value> = pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        m.insert("schemas".into(), json!([super::schema::USER_URN]));
+        m.insert("schemas".into(), json!([crate::scim::schema::USER_URN]));
         Value::Object(m)
     })
 }
@@ -468,15 +468,15 @@ proptest! {
     #[test]
     fn request_input_never_panics(query in "\\PC{0,120}", filter in filter_input(), body in user_body(), raw in json_value()) {
         let start = Instant::now();
-        let _ = super::query::ListParams::from_query(&query);
+        let _ = crate::scim::query::ListParams::from_query(&query);
         let q = format!("filter={}&sortBy={}&attributes={}", urlencode(&filter), urlencode(&query), urlencode(&query));
-        if let Ok(p) = super::query::ListParams::from_query(&q) {
+        if let Ok(p) = crate::scim::query::ListParams::from_query(&q) {
             for (schema, table) in [(&USER, crate::store::scim::Table::Users), (&GROUP, crate::store::scim::Table::Groups)] {
-                let _ = super::query::plan(&p, schema, table, "acc");
-                let _ = super::query::key_lookup(&p, schema, table);
+                let _ = crate::store::scim_query::plan(&p, schema, table, "acc");
+                let _ = crate::store::scim_query::key_lookup(&p, schema, table);
             }
         }
-        let _ = super::query::ListParams::from_search(&raw);
+        let _ = crate::scim::query::ListParams::from_search(&raw);
         for schema in [&USER, &GROUP] {
             let _ = super::adapter::normalize(&raw, schema);
         }

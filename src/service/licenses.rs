@@ -2,10 +2,11 @@
 
 use serde::Serialize;
 
-use super::accounts::{audit, direct_sub};
+use super::accounts::direct_sub;
 use crate::domain::catalog::Product;
 use crate::domain::licenses::{check_purchase, plan_delegation, summarize, LicenseError, SummaryLine};
 use crate::error::{AppError, AppResult};
+use crate::provisioning::audit;
 use crate::provisioning::{Actor, Env, Source};
 use crate::store::{self, DbConn};
 
@@ -34,7 +35,7 @@ pub fn purchase(
         check_purchase(&pool, quantity)?;
         return Err(AppError::conflict("concurrent_update", "licenses changed meanwhile; retry"));
     }
-    audit(
+    audit::record(
         conn,
         env,
         account,
@@ -73,8 +74,8 @@ pub fn delegate(
         return Err(AppError::conflict("concurrent_update", "licenses changed meanwhile; retry"));
     }
     let detail = serde_json::json!({ "sub_account": sub, "quantity": quantity, "change": delta });
-    audit(conn, env, master, actor, Source::Api, "licenses.delegated", Some(product.as_str()), detail.clone())?;
-    audit(conn, env, sub, actor, Source::Api, "licenses.received", Some(product.as_str()), detail)?;
+    audit::record(conn, env, master, actor, Source::Api, "licenses.delegated", Some(product.as_str()), detail.clone())?;
+    audit::record(conn, env, sub, actor, Source::Api, "licenses.received", Some(product.as_str()), detail)?;
     Ok(delta)
 }
 

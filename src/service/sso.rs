@@ -10,8 +10,8 @@
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::accounts::audit;
 use crate::error::{AppError, AppResult};
+use crate::provisioning::audit;
 use crate::provisioning::{Actor, Env, Source};
 use crate::saml::{IdpCertificate, IdpMetadata, SpValidationConfig};
 use crate::store::saml::{SsoCertificateRow, SsoConfigRow};
@@ -296,7 +296,7 @@ pub fn set(
         }
     }
     let certs = store::saml::certificates(conn, account)?;
-    audit(
+    audit::record(
         conn,
         env,
         account,
@@ -378,7 +378,7 @@ fn certificates_changed(
 ) -> AppResult<()> {
     store::saml::touch_config(conn, &cert.account_id, env.now)?;
     let detail = serde_json::json!({ "fingerprint": cert.fingerprint });
-    audit(conn, env, &cert.account_id, actor, source, action, Some(&cert.id), detail)
+    audit::record(conn, env, &cert.account_id, actor, source, action, Some(&cert.id), detail)
 }
 
 impl From<SsoCertificateRow> for CertificateView {
@@ -421,7 +421,7 @@ pub fn delete(conn: &mut DbConn, env: &Env, actor: &Actor, source: Source, accou
     if !store::saml::delete_config(conn, account)? {
         return Err(AppError::not_found("SSO configuration"));
     }
-    audit(conn, env, account, actor, source, "sso.removed", None, serde_json::json!({}))?;
+    audit::record(conn, env, account, actor, source, "sso.removed", None, serde_json::json!({}))?;
     Ok(())
 }
 

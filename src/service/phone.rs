@@ -7,7 +7,6 @@ use std::io::Read;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::accounts::audit;
 use crate::domain::catalog::{CallingPlan, Product};
 use crate::domain::phone::{
     did_capacity, normalize_e164, DidAllowance, ExtensionPlan, ExtensionRequest, PhoneLicensing, SiteCode,
@@ -17,6 +16,7 @@ use crate::domain::phone_csv::{
 };
 use crate::domain::users::RowError;
 use crate::error::{AppError, AppResult};
+use crate::provisioning::audit;
 use crate::provisioning::{
     self, Actor, DeskPhone, Env, Field, IdentityChange, Operation, PhoneFields, Shortage, Source,
 };
@@ -120,7 +120,7 @@ pub fn create_site(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, n
     };
     store::phone::insert_site(conn, &row)
         .map_err(AppError::on_unique("site_exists", "a site with this code or name exists in the account"))?;
-    audit(
+    audit::record(
         conn,
         env,
         account,
@@ -217,7 +217,7 @@ pub fn add_numbers(
     }
     out.held = held;
     if !out.added.is_empty() {
-        audit(
+        audit::record(
             conn,
             env,
             account,
@@ -242,7 +242,7 @@ pub fn remove_number(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str,
     if !store::phone::remove_number(conn, account, &number)? {
         return Err(AppError::not_found("number"));
     }
-    audit(conn, env, account, actor, Source::Api, "phone.number_removed", Some(&number), serde_json::json!({}))
+    audit::record(conn, env, account, actor, Source::Api, "phone.number_removed", Some(&number), serde_json::json!({}))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,9 +452,7 @@ fn import_row(
         let user = store::users::find_by_email(c, &row.email)?;
         let (phone, desk) = match &user {
             Some(u) if u.account_id == account => (store::users::phone(c, &u.id)?, desk_of(c, &u.id)?),
-            Some(_) => {
-                return Err(AppError::conflict("email_taken", format!("{} belongs to another account", row.email)))
-            }
+            Some(_) => return Err(AppError::taken("email_taken", format!("{} belongs to another account", row.email))),
             None => (None, Vec::new()),
         };
         let fields = row_fields(row, mode, &desk).map_err(|e| AppError::bad_request("invalid_row", e.message))?;

@@ -2,9 +2,10 @@
 
 use serde::Serialize;
 
-use super::accounts::audit;
 use crate::domain::accounts::normalize_email;
+use crate::domain::users::BaseRole;
 use crate::error::{AppError, AppResult};
+use crate::provisioning::audit;
 use crate::provisioning::{Actor, Env, Source};
 use crate::secrets::{hash_secret, new_secret};
 use crate::store::models::TokenRow;
@@ -72,7 +73,7 @@ pub fn create(
                 }
                 None => store::users::owner(conn, account)?.ok_or(AppError::not_found("account owner"))?,
             };
-            if user.role != "owner" && user.role != "admin" && user.custom_role_id.is_none() {
+            if user.role == BaseRole::Member && user.custom_role_id.is_none() {
                 return Err(AppError::bad_request(
                     "not_an_admin",
                     "admin tokens act as the owner, an admin or a user with a custom role",
@@ -96,7 +97,7 @@ pub fn create(
         revoked_at: None,
     };
     store::tokens::insert(conn, &row)?;
-    audit(
+    audit::record(
         conn,
         env,
         account,
@@ -141,6 +142,6 @@ pub fn ensure_operator(conn: &mut DbConn, env: &Env, given: Option<&str>) -> App
 /// Revokes a token of the account; returns its hash (to clear caches).
 pub fn revoke(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, id: &str) -> AppResult<String> {
     let hash = store::tokens::revoke(conn, account, id, env.now)?.ok_or(AppError::not_found("token"))?;
-    audit(conn, env, account, actor, Source::Api, "token.revoked", Some(id), serde_json::json!({}))?;
+    audit::record(conn, env, account, actor, Source::Api, "token.revoked", Some(id), serde_json::json!({}))?;
     Ok(hash)
 }

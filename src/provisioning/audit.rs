@@ -1,0 +1,33 @@
+//! The one writer of audit entries: every change (pipeline, services, SAML logins) records
+//! what happened through [`record`], in the same transaction as the change.
+
+use super::change::{Actor, Source};
+use super::pipeline::Env;
+use crate::error::AppResult;
+use crate::store::{self, models::NewAudit, DbConn};
+
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    conn: &mut DbConn,
+    env: &Env,
+    account: &str,
+    actor: &Actor,
+    source: Source,
+    action: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) -> AppResult<()> {
+    store::audit::record(
+        conn,
+        &NewAudit {
+            account_id: Some(account.to_owned()),
+            actor: actor.label.clone(),
+            source: source.as_str().to_owned(),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            detail: detail.to_string(),
+            created_at: env.now,
+        },
+    )?;
+    Ok(())
+}

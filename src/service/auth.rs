@@ -1,0 +1,286 @@
+//! Who is calling: bearer tokens resolved to a [`Principal`], and the account context an
+//! admin request acts in ([`AccountCtx`]). Plain data and plain functions: the HTTP edge
+//! only reads the `Authorization` header and hands the token here.
+//!
+//! Tokens are looked up by their SHA-256; verified tokens are cached in memory for a short
+//! time so the hot paths (SCIM pushes) skip the database. Revocation through this process
+//! clears the cache entry at once; other processes notice within [`TOKEN_CACHE_TTL`].
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::Services;
+use crate::cache::TtlCache;
+use crate::domain::users::{effective_permissions, BaseRole, Permission, UserStatus};
+use crate::error::{AppError, AppResult};
+use crate::provisioning::Actor;
+use crate::secrets::hash_secret;
+use crate::store::{self, DbConn};
+
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a resolved account context (acting user's role and permissions) is reused.
+/// Changes made through this process clear it at once; other processes see role changes
+/// within this window.
+pub const CONTEXT_CACHE_TTL: Duration = Duration::from_secs(5);
+const CACHE_MAX: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Operator,
+    Admin,
+    Scim,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "operator" => Some(Scope::Operator),
+            "admin" => Some(Scope::Admin),
+            "scim" => Some(Scope::Scim),
+            _ => None,
+        }
+    }
+}
+
+/// Who a valid token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub token_id: String,
+    pub token_hash: String,
+    pub scope: Scope,
+    /// None for the platform operator.
+    pub account_id: Option<String>,
+    /// The user an admin token acts as.
+    pub user_id: Option<String>,
+}
+
+/// Verified tokens by their clear value (never stored anywhere but this process' memory).
+pub struct TokenCache(TtlCache<String, Principal>);
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache(TtlCache::new(TOKEN_CACHE_TTL, CACHE_MAX))
+    }
+}
+
+impl TokenCache {
+    /// Forgets a token by its stored hash (after revocation).
+    pub fn forget_hash(&self, hash: &str) {
+        self.0.retain(|_, p| p.token_hash != hash);
+    }
+}
+
+/// A bearer token and the account id of the mirror path, if any.
+pub type ContextKey = (String, Option<String>);
+
+/// Resolved [`AccountCtx`]s by (token, mirror target).
+pub struct ContextCache(TtlCache<ContextKey, AccountCtx>);
+
+impl Default for ContextCache {
+    fn default() -> Self {
+        ContextCache(TtlCache::new(CONTEXT_CACHE_TTL, CACHE_MAX))
+    }
+}
+
+impl ContextCache {
+    /// Forgets everything: called after any change of roles, permissions, users or tokens.
+    pub fn clear(&self) {
+        self.0.clear();
+    }
+}
+
+fn lookup(conn: &mut DbConn, hash: &str) -> AppResult<Principal> {
+    let row = store::tokens::find_active_by_hash(conn, hash)?
+        .ok_or_else(|| AppError::Unauthorized("unknown or revoked token".into()))?;
+    let scope = Scope::parse(&row.scope).ok_or_else(|| AppError::Internal(format!("token scope {:?}", row.scope)))?;
+    Ok(Principal {
+        token_id: row.id,
+        token_hash: row.token_hash,
+        scope,
+        account_id: row.account_id,
+        user_id: row.user_id,
+    })
+}
+
+/// Resolves a bearer token (cache first).
+pub async fn authenticate(svc: &Services, token: &str) -> AppResult<Principal> {
+    if let Some(p) = svc.tokens.0.get(token) {
+        return Ok(p);
+    }
+    let hash = hash_secret(token);
+    let p = svc.db.read(move |c| lookup(c, &hash)).await?;
+    svc.tokens.0.put(token.to_owned(), p.clone());
+    Ok(p)
+}
+
+/// The account an admin request acts on, who acts, and with which permissions. On the
+/// master mirror (`/api/v1/accounts/{accountId}/…`) the account comes from the path and
+/// the caller must be the operator or an admin of an ancestor master whose role has
+/// `sub_accounts:manage`; they then act with the sub account owner's rights.
+#[derive(Debug, Clone)]
+pub struct AccountCtx {
+    pub account_id: String,
+    pub principal: Principal,
+    pub actor: Actor,
+    pub permissions: BTreeSet<Permission>,
+    pub via_mirror: bool,
+}
+
+impl AccountCtx {
+    pub fn require(&self, p: Permission) -> AppResult<()> {
+        if self.permissions.contains(&p) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!("this action needs the {} permission", p.as_str())))
+        }
+    }
+
+    pub fn is_operator(&self) -> bool {
+        self.principal.scope == Scope::Operator
+    }
+
+    pub fn require_operator(&self) -> AppResult<()> {
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("only the platform operator may do this"))
+        }
+    }
+}
+
+/// The context of an admin request made with `token`, on the mirror of `mirror_target`
+/// when given (cached for [`CONTEXT_CACHE_TTL`]).
+pub async fn account_context(svc: &Services, token: &str, mirror_target: Option<String>) -> AppResult<AccountCtx> {
+    let key = (token.to_owned(), mirror_target.clone());
+    if let Some(ctx) = svc.contexts.0.get(&key) {
+        return Ok(ctx);
+    }
+    let principal = authenticate(svc, token).await?;
+    let ctx = svc.db.read(move |c| resolve_ctx(c, principal, mirror_target)).await?;
+    svc.contexts.0.put(key, ctx.clone());
+    Ok(ctx)
+}
+
+fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<String>) -> AppResult<AccountCtx> {
+    let all: BTreeSet<Permission> = Permission::ALL.iter().copied().collect();
+    match (principal.scope, mirror_target) {
+        (Scope::Scim, _) => Err(AppError::forbidden("this token is for SCIM provisioning only; use an admin token")),
+        (Scope::Operator, None) => Err(AppError::bad_request(
+            "account_required",
+            "the operator token has no account: use /api/v1/accounts/{accountId}/…",
+        )),
+        (Scope::Operator, Some(target)) => {
+            store::accounts::find(conn, &target)?.ok_or(AppError::not_found("account"))?;
+            Ok(AccountCtx {
+                account_id: target,
+                actor: Actor::system(format!("operator:{}", principal.token_id)),
+                principal,
+                permissions: all,
+                via_mirror: true,
+            })
+        }
+        (Scope::Admin, target) => {
+            let own =
+                principal.account_id.clone().ok_or_else(|| AppError::Internal("admin token without account".into()))?;
+            let (role, custom) = acting_role(conn, &principal)?;
+            let own_perms = effective_permissions(role, custom.as_ref());
+            let label = match &principal.user_id {
+                Some(u) => format!("user:{u}"),
+                None => format!("token:{}", principal.token_id),
+            };
+            match target {
+                None => Ok(AccountCtx {
+                    account_id: own,
+                    actor: Actor { label, role: Some(role) },
+                    principal,
+                    permissions: own_perms,
+                    via_mirror: false,
+                }),
+                Some(t) if t == own => Ok(AccountCtx {
+                    account_id: own,
+                    actor: Actor { label, role: Some(role) },
+                    principal,
+                    permissions: own_perms,
+                    via_mirror: false,
+                }),
+                Some(t) => {
+                    // Another tenant's account looks exactly like a missing one.
+                    let ancestors = store::accounts::ancestors(conn, &t)?;
+                    if !ancestors.contains(&own) {
+                        return Err(AppError::not_found("account"));
+                    }
+                    if !own_perms.contains(&Permission::SubAccountsManage) {
+                        return Err(AppError::forbidden(
+                            "managing sub accounts needs a role with the sub_accounts:manage permission",
+                        ));
+                    }
+                    Ok(AccountCtx {
+                        account_id: t,
+                        actor: Actor { label: format!("{label}@{own}"), role: Some(BaseRole::Owner) },
+                        principal,
+                        permissions: all,
+                        via_mirror: true,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// The acting user's base role and custom-role permissions. A token without a user acts as
+/// the account owner.
+fn acting_role(conn: &mut DbConn, p: &Principal) -> AppResult<(BaseRole, Option<BTreeSet<Permission>>)> {
+    let Some(uid) = &p.user_id else { return Ok((BaseRole::Owner, None)) };
+    let account = p.account_id.as_deref().unwrap_or_default();
+    let user = store::users::find(conn, account, uid)?
+        .ok_or_else(|| AppError::Unauthorized("the token's user no longer exists".into()))?;
+    if user.status == UserStatus::Inactive {
+        return Err(AppError::Unauthorized("the token's user is deactivated".into()));
+    }
+    let custom = match &user.custom_role_id {
+        Some(r) => store::roles::find(conn, account, r)?.map(|r| {
+            serde_json::from_str::<Vec<String>>(&r.permissions)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|s| Permission::parse(s))
+                .collect::<BTreeSet<_>>()
+        }),
+        None => None,
+    };
+    Ok((user.role, custom))
+}
+
+/// The platform operator, for platform-wide routes (creating top-level accounts).
+#[derive(Debug, Clone)]
+pub struct OperatorCtx {
+    pub principal: Principal,
+    pub actor: Actor,
+}
+
+pub async fn operator_context(svc: &Services, token: &str) -> AppResult<OperatorCtx> {
+    let principal = authenticate(svc, token).await?;
+    if principal.scope != Scope::Operator {
+        return Err(AppError::forbidden("only the platform operator may do this"));
+    }
+    let actor = Actor::system(format!("operator:{}", principal.token_id));
+    Ok(OperatorCtx { principal, actor })
+}
+
+/// A SCIM client: a `scim` token of one account. Costs no database read once cached.
+#[derive(Debug, Clone)]
+pub struct ScimCtx {
+    pub account_id: String,
+    pub principal: Principal,
+    pub actor: Actor,
+}
+
+pub async fn scim_context(svc: &Services, token: &str) -> AppResult<ScimCtx> {
+    let principal = authenticate(svc, token).await?;
+    if principal.scope != Scope::Scim {
+        return Err(AppError::forbidden("this endpoint needs a SCIM token (provisor token create --scope scim)"));
+    }
+    let account_id =
+        principal.account_id.clone().ok_or_else(|| AppError::Internal("SCIM token without account".into()))?;
+    let actor = Actor::system(format!("scim:{}", principal.token_id));
+    Ok(ScimCtx { account_id, principal, actor })
+}
