@@ -1,3 +1,4 @@
 fn main() {
-    std::process::exit(provisor::cli::main());
+    let code = provisor::cli::main();
+    provisor::cli::exit_now(code)
 }

@@ -399,6 +399,19 @@ fn product(s: &str) -> AppResult<Product> {
     s.parse().map_err(|e: crate::domain::catalog::UnknownName| AppError::bad_request("invalid_product", e.to_string()))
 }
 
+/// Ends the process with `code` once stdout and stderr are flushed, without running the C
+/// library's exit handlers. Every verb has finished its work by then (writes are committed
+/// before a verb returns), but connection-pool threads may still be opening PostgreSQL
+/// connections in the background; `exit()` would run OpenSSL's cleanup under them and
+/// crash the process after it printed its answer.
+pub fn exit_now(code: i32) -> ! {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` only ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
+}
+
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();

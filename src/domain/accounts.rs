@@ -137,8 +137,11 @@ pub fn validate_domain(domain: &str) -> Result<String, AccountRuleError> {
     }
 }
 
-/// Normalises and checks an e-mail address (a pragmatic subset of RFC 5322's addr-spec:
-/// what identity providers and mail systems accept in practice). Returns it lowercased.
+/// Normalises and checks an e-mail address: the one e-mail rule of the product (API, CSV,
+/// SCIM, SAML). A pragmatic subset of RFC 5321/5322's addr-spec — what identity providers
+/// and mail systems accept in practice: an ASCII dot-atom local part of at most 64
+/// characters and a DNS domain (internationalized addresses are refused, as most mail and
+/// meeting platforms do). Returns it lowercased.
 pub fn normalize_email(email: &str) -> Result<String, AccountRuleError> {
     let e = email.trim();
     let bad = || AccountRuleError::InvalidEmail(email.to_owned());
@@ -151,7 +154,7 @@ pub fn normalize_email(email: &str) -> Result<String, AccountRuleError> {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
     if !local_ok {
         return Err(bad());
     }

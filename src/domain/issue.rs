@@ -6,10 +6,10 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What went wrong, as a stable machine-readable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IssueCode {
     /// Some, but not all, conditions of a sub-account placement rule held.
@@ -30,6 +30,16 @@ pub enum IssueCode {
     ExtensionRangeExhausted,
     /// A phone add-on was requested for someone who is not a phone user.
     AddonRequiresPhoneUser,
+    /// A placement rule names a sub account that does not exist.
+    PlacementTargetNotFound,
+    /// A custom role named by a rule or the IdP does not exist.
+    RoleNotFound,
+    /// No seat of a product is left for this user.
+    NoSeatLeft,
+    /// Phone fields were sent to an account without phone.
+    PhoneNotEnabled,
+    /// A group named by a rule or the IdP does not exist.
+    GroupNotFound,
 }
 
 impl IssueCode {
@@ -45,6 +55,11 @@ impl IssueCode {
             IssueCode::ExtensionTaken => "extension_taken",
             IssueCode::ExtensionRangeExhausted => "extension_range_exhausted",
             IssueCode::AddonRequiresPhoneUser => "addon_requires_phone_user",
+            IssueCode::PlacementTargetNotFound => "placement_target_not_found",
+            IssueCode::RoleNotFound => "role_not_found",
+            IssueCode::NoSeatLeft => "no_seat_left",
+            IssueCode::PhoneNotEnabled => "phone_not_enabled",
+            IssueCode::GroupNotFound => "group_not_found",
         }
     }
 }
@@ -55,11 +70,14 @@ impl fmt::Display for IssueCode {
     }
 }
 
-/// One reported problem for one user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One reported problem for one user: stored on the user, readable through the API, the
+/// SCIM resource and the SAML outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProvisioningIssue {
+    #[schema(value_type = String)]
     pub code: IssueCode,
     /// The identity attribute the problem came from, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub attribute: Option<String>,
     /// A sentence for the administrator.
     pub message: String,
@@ -68,6 +86,11 @@ pub struct ProvisioningIssue {
 impl ProvisioningIssue {
     pub fn new(code: IssueCode, message: impl Into<String>) -> Self {
         ProvisioningIssue { code, attribute: None, message: message.into() }
+    }
+
+    /// An issue about one attribute.
+    pub fn on(code: IssueCode, attribute: &str, message: impl Into<String>) -> Self {
+        ProvisioningIssue { code, attribute: Some(attribute.to_owned()), message: message.into() }
     }
 
     pub fn with_attribute(mut self, attribute: impl Into<String>) -> Self {

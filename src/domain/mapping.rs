@@ -76,6 +76,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{AddOn, CallingPlan, UserTier};
+pub use super::field::Field;
 use super::issue::{IssueCode, ProvisioningIssue};
 use super::phone::{normalize_e164, ExtensionRequest, PhoneRole};
 
@@ -309,41 +310,6 @@ pub enum MappingError {
 // The result
 // ---------------------------------------------------------------------------------------------
 
-/// The desired value of a single-valued field.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", content = "value", rename_all = "snake_case")]
-pub enum Desired<T> {
-    /// Leave the current value.
-    #[default]
-    Keep,
-    /// Set this value.
-    Set(T),
-    /// Remove the value.
-    Clear,
-}
-
-impl<T> Desired<T> {
-    /// The value the field ends up with, given its current value.
-    pub fn resolve(self, current: Option<T>) -> Option<T> {
-        match self {
-            Desired::Keep => current,
-            Desired::Set(value) => Some(value),
-            Desired::Clear => None,
-        }
-    }
-
-    pub fn is_keep(&self) -> bool {
-        matches!(self, Desired::Keep)
-    }
-
-    pub fn as_set(&self) -> Option<&T> {
-        match self {
-            Desired::Set(value) => Some(value),
-            Desired::Keep | Desired::Clear => None,
-        }
-    }
-}
-
 /// The desired value of a multi-valued field: the complete set, or leave it alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", content = "value", rename_all = "snake_case")]
@@ -382,19 +348,19 @@ impl fmt::Display for SubAccountRef {
 /// What the mapping wants for one user, plus what it had to report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DesiredState {
-    pub user_type: Desired<UserTier>,
+    pub user_type: Field<UserTier>,
     pub addons: MultiDesired<AddOn>,
     pub groups: MultiDesired<String>,
-    pub role: Desired<String>,
-    pub department: Desired<String>,
-    pub job_title: Desired<String>,
-    pub location: Desired<String>,
-    pub cost_center: Desired<String>,
-    pub phone_site: Desired<String>,
-    pub phone_extension: Desired<ExtensionRequest>,
+    pub role: Field<String>,
+    pub department: Field<String>,
+    pub job_title: Field<String>,
+    pub location: Field<String>,
+    pub cost_center: Field<String>,
+    pub phone_site: Field<String>,
+    pub phone_extension: Field<ExtensionRequest>,
     /// E.164.
-    pub phone_number: Desired<String>,
-    pub calling_plan: Desired<CallingPlan>,
+    pub phone_number: Field<String>,
+    pub calling_plan: Field<CallingPlan>,
     pub phone_roles: MultiDesired<PhoneRole>,
     /// Set when a placement rule matched completely.
     pub placement: Option<SubAccountRef>,
@@ -706,7 +672,7 @@ impl CompiledMapping {
             let failures = rule.conditions.iter().filter(|condition| !condition.holds(attributes)).count();
             if failures == 0 {
                 return DesiredState {
-                    user_type: rule.user_type.map_or(Desired::Keep, Desired::Set),
+                    user_type: rule.user_type.map_or(Field::Keep, Field::Set),
                     addons: rule.addons.clone().map_or(MultiDesired::Keep, MultiDesired::Set),
                     placement: Some(rule.sub_account.clone()),
                     ..DesiredState::default()
@@ -949,11 +915,11 @@ fn text(value: Value) -> Option<String> {
     }
 }
 
-fn single<T>(resolution: Resolution, extract: impl Fn(Value) -> Option<T>) -> Desired<T> {
+fn single<T>(resolution: Resolution, extract: impl Fn(Value) -> Option<T>) -> Field<T> {
     match resolution {
-        Resolution::Keep => Desired::Keep,
-        Resolution::Clear => Desired::Clear,
-        Resolution::Set(values) => values.into_iter().next().and_then(extract).map_or(Desired::Keep, Desired::Set),
+        Resolution::Keep => Field::Keep,
+        Resolution::Clear => Field::Clear,
+        Resolution::Set(values) => values.into_iter().next().and_then(extract).map_or(Field::Keep, Field::Set),
     }
 }
 
@@ -1039,9 +1005,9 @@ mod tests {
     fn first_matching_rule_wins_for_single_valued_targets() {
         let mapping = compile(EXAMPLE);
         let state = mapping.evaluate(&attrs(&[("department", &["Sales"]), ("title", &["VP of Sales"])]));
-        assert_eq!(state.user_type, Desired::Set(UserTier::Business));
+        assert_eq!(state.user_type, Field::Set(UserTier::Business));
         let state = mapping.evaluate(&attrs(&[("title", &["Director, Engineering"])]));
-        assert_eq!(state.user_type, Desired::Set(UserTier::Enterprise));
+        assert_eq!(state.user_type, Field::Set(UserTier::Enterprise));
     }
 
     #[test]
@@ -1063,13 +1029,13 @@ mod tests {
         let mapping = compile(EXAMPLE);
         let state = mapping.evaluate(&attrs(&[("memberOf", &["contractors"])]));
         // user_type: default "pro"; calling_plan: default null clears; addon: keep.
-        assert_eq!(state.user_type, Desired::Set(UserTier::Pro));
-        assert_eq!(state.calling_plan, Desired::Clear);
+        assert_eq!(state.user_type, Field::Set(UserTier::Pro));
+        assert_eq!(state.calling_plan, Field::Clear);
         assert_eq!(state.addons, MultiDesired::Keep);
         // No when_no_match entry: keep.
-        assert_eq!(state.phone_site, Desired::Keep);
+        assert_eq!(state.phone_site, Field::Keep);
         assert_eq!(state.groups, MultiDesired::Keep);
-        assert_eq!(state.department, Desired::Keep);
+        assert_eq!(state.department, Field::Keep);
         assert!(state.issues.is_empty());
     }
 
@@ -1088,7 +1054,7 @@ mod tests {
     fn any_value_of_a_multi_valued_attribute_matches() {
         let mapping = compile(EXAMPLE);
         let state = mapping.evaluate(&attrs(&[("department", &["Engineering", "Support"])]));
-        assert_eq!(state.calling_plan, Desired::Set(CallingPlan::RegionalUnlimited));
+        assert_eq!(state.calling_plan, Field::Set(CallingPlan::RegionalUnlimited));
         assert_eq!(state.phone_roles, MultiDesired::Set(set(&[PhoneRole::CallQueueAdmin])));
     }
 
@@ -1096,9 +1062,9 @@ mod tests {
     fn attribute_names_ignore_case_and_values_fold_case() {
         let mapping = compile(EXAMPLE);
         let state = mapping.evaluate(&attrs(&[("DEPARTMENT", &[" sales "]), ("Office", &["lon"])]));
-        assert_eq!(state.user_type, Desired::Set(UserTier::Business));
-        assert_eq!(state.phone_site, Desired::Set("London".to_owned()));
-        assert_eq!(state.department, Desired::Set("sales".to_owned()));
+        assert_eq!(state.user_type, Field::Set(UserTier::Business));
+        assert_eq!(state.phone_site, Field::Set("London".to_owned()));
+        assert_eq!(state.department, Field::Set("sales".to_owned()));
     }
 
     #[test]
@@ -1115,16 +1081,16 @@ mod tests {
         ] }"#;
         let mapping = compile(json);
         let upper = mapping.evaluate(&attrs(&[("d", &["SALES"])]));
-        assert_eq!(upper.department, Desired::Keep);
-        assert_eq!(upper.job_title, Desired::Keep);
-        assert_eq!(upper.location, Desired::Keep);
-        assert_eq!(upper.cost_center, Desired::Set("one_of".to_owned()));
+        assert_eq!(upper.department, Field::Keep);
+        assert_eq!(upper.job_title, Field::Keep);
+        assert_eq!(upper.location, Field::Keep);
+        assert_eq!(upper.cost_center, Field::Set("one_of".to_owned()));
         let exact = mapping.evaluate(&attrs(&[("d", &["Sales"])]));
-        assert_eq!(exact.department, Desired::Set("exact".to_owned()));
-        assert_eq!(exact.job_title, Desired::Set("contains".to_owned()));
+        assert_eq!(exact.department, Field::Set("exact".to_owned()));
+        assert_eq!(exact.job_title, Field::Set("contains".to_owned()));
         let lower = mapping.evaluate(&attrs(&[("d", &["sales"])]));
-        assert_eq!(lower.location, Desired::Set("regex".to_owned()));
-        assert_eq!(lower.department, Desired::Keep);
+        assert_eq!(lower.location, Field::Set("regex".to_owned()));
+        assert_eq!(lower.department, Field::Keep);
     }
 
     #[test]
@@ -1216,14 +1182,14 @@ mod tests {
             ("groups", &["Design"]),
         ]));
         assert_eq!(placed.placement, Some(SubAccountRef("Healthcare".into())));
-        assert_eq!(placed.user_type, Desired::Set(UserTier::Business));
+        assert_eq!(placed.user_type, Field::Set(UserTier::Business));
         assert_eq!(placed.addons, MultiDesired::Set(set(&[AddOn::LargeMeetings])));
         assert_eq!(placed.groups, MultiDesired::Keep);
         assert_eq!(placed.phone_roles, MultiDesired::Keep);
-        assert_eq!(placed.calling_plan, Desired::Keep);
-        assert_eq!(placed.phone_number, Desired::Keep);
-        assert_eq!(placed.department, Desired::Keep);
-        assert_eq!(placed.role, Desired::Keep);
+        assert_eq!(placed.calling_plan, Field::Keep);
+        assert_eq!(placed.phone_number, Field::Keep);
+        assert_eq!(placed.department, Field::Keep);
+        assert_eq!(placed.role, Field::Keep);
         assert!(placed.issues.is_empty());
 
         // One condition fails: not placed, reported, and the ordinary rules apply.
@@ -1235,7 +1201,7 @@ mod tests {
         assert!(issue.message.contains("placement rule not fully matched"));
         assert!(issue.message.contains("department one of [HIPAA, Developer, Tester]"), "{}", issue.message);
         assert!(!issue.message.contains("memberOf equals"));
-        assert_eq!(partial.calling_plan, Desired::Set(CallingPlan::RegionalUnlimited));
+        assert_eq!(partial.calling_plan, Field::Set(CallingPlan::RegionalUnlimited));
 
         // No condition holds: simply not targeted.
         let none = mapping.evaluate(&attrs(&[("department", &["Legal"])]));
@@ -1258,7 +1224,7 @@ mod tests {
         let mapping = compile(json);
         let labs = mapping.evaluate(&attrs(&[("company", &["acme labs"])]));
         assert_eq!(labs.placement, Some(SubAccountRef("labs".into())));
-        assert_eq!(labs.user_type, Desired::Keep);
+        assert_eq!(labs.user_type, Field::Keep);
         assert_eq!(labs.addons, MultiDesired::Keep);
 
         // The explicit placement list is tried first; `addons: []` clears add-ons.
@@ -1277,11 +1243,11 @@ mod tests {
         }"#;
         let mapping = compile(json);
         let ruled = mapping.evaluate(&attrs(&[("dept", &["Ops"])]));
-        assert_eq!(ruled.department, Desired::Set("Operations".to_owned()));
+        assert_eq!(ruled.department, Field::Set("Operations".to_owned()));
         let copied = mapping.evaluate(&attrs(&[("dept", &["Finance", "Legal"])]));
-        assert_eq!(copied.department, Desired::Set("Finance".to_owned()));
+        assert_eq!(copied.department, Field::Set("Finance".to_owned()));
         let second = mapping.evaluate(&attrs(&[("dept", &[" "]), ("fallbackdept", &["HR"])]));
-        assert_eq!(second.department, Desired::Set("HR".to_owned()));
+        assert_eq!(second.department, Field::Set("HR".to_owned()));
     }
 
     #[test]
@@ -1289,13 +1255,13 @@ mod tests {
         let mapping = compile(EXAMPLE);
         let good =
             mapping.evaluate(&attrs(&[("telephoneNumber", &["+44 (0)20 7946 0018"]), ("telephoneExtension", &["0"])]));
-        assert_eq!(good.phone_number, Desired::Set("+442079460018".to_owned()));
-        assert_eq!(good.phone_extension, Desired::Set(ExtensionRequest::NextFree));
+        assert_eq!(good.phone_number, Field::Set("+442079460018".to_owned()));
+        assert_eq!(good.phone_extension, Field::Set(ExtensionRequest::NextFree));
         assert!(good.issues.is_empty());
 
         let bad = mapping.evaluate(&attrs(&[("telephoneNumber", &["555-5555"]), ("telephoneExtension", &["ext 12"])]));
-        assert_eq!(bad.phone_number, Desired::Keep);
-        assert_eq!(bad.phone_extension, Desired::Keep);
+        assert_eq!(bad.phone_number, Field::Keep);
+        assert_eq!(bad.phone_extension, Field::Keep);
         let codes: Vec<_> = bad.issues.iter().map(|i| i.code).collect();
         assert_eq!(codes, vec![IssueCode::InvalidPhoneNumber, IssueCode::InvalidValue]);
         assert_eq!(bad.issues[0].attribute.as_deref(), Some("telephoneNumber"));
@@ -1311,7 +1277,7 @@ mod tests {
         }"#;
         let mapping = compile(json);
         let typo = mapping.evaluate(&attrs(&[("license", &["Platinum"]), ("extras", &["webinar", "teleport"])]));
-        assert_eq!(typo.user_type, Desired::Keep);
+        assert_eq!(typo.user_type, Field::Keep);
         assert_eq!(typo.addons, MultiDesired::Keep);
         assert_eq!(typo.issues.len(), 2);
         assert!(typo.issues.iter().all(|i| i.code == IssueCode::InvalidValue));
@@ -1320,11 +1286,11 @@ mod tests {
             ("license", &["Zoom Workplace Business Plus"]),
             ("extras", &["Webinar", "Large Meetings"]),
         ]));
-        assert_eq!(fine.user_type, Desired::Set(UserTier::BusinessPlus));
+        assert_eq!(fine.user_type, Field::Set(UserTier::BusinessPlus));
         assert_eq!(fine.addons, MultiDesired::Set(set(&[AddOn::Webinar, AddOn::LargeMeetings])));
 
         let absent = mapping.evaluate(&Attributes::new());
-        assert_eq!(absent.user_type, Desired::Set(UserTier::Basic));
+        assert_eq!(absent.user_type, Field::Set(UserTier::Basic));
         assert_eq!(absent.addons, MultiDesired::Set(BTreeSet::new()));
     }
 
@@ -1341,7 +1307,7 @@ mod tests {
             .join("\n");
         let mapping = compile(&json);
         let state = mapping.evaluate(&attrs(&[("office", &["LON-2"])]));
-        assert_eq!(state.phone_site, Desired::Set("London".to_owned()));
+        assert_eq!(state.phone_site, Field::Set("London".to_owned()));
     }
 
     #[test]
@@ -1357,13 +1323,13 @@ mod tests {
 
     #[test]
     fn desired_values_resolve_against_the_current_state() {
-        assert_eq!(Desired::Keep.resolve(Some(3)), Some(3));
-        assert_eq!(Desired::Set(4).resolve(Some(3)), Some(4));
-        assert_eq!(Desired::<u8>::Clear.resolve(Some(3)), None);
+        assert_eq!(Field::Keep.apply(Some(3)), Some(3));
+        assert_eq!(Field::Set(4).apply(Some(3)), Some(4));
+        assert_eq!(Field::<u8>::Clear.apply(Some(3)), None);
         let current = set(&[1, 2]);
         assert_eq!(MultiDesired::Keep.resolve(&current), current);
         assert_eq!(MultiDesired::Set(set(&[5])).resolve(&current), set(&[5]));
-        let json = serde_json::to_value(Desired::Set(UserTier::Pro)).unwrap();
+        let json = serde_json::to_value(Field::Set(UserTier::Pro)).unwrap();
         assert_eq!(json, serde_json::json!({"action": "set", "value": "pro"}));
     }
 
@@ -1381,7 +1347,7 @@ mod tests {
             if state.placement.is_some() {
                 prop_assert!(state.groups.is_keep() && state.phone_number.is_keep());
             }
-            if let Desired::Set(number) = &state.phone_number {
+            if let Field::Set(number) = &state.phone_number {
                 prop_assert_eq!(normalize_e164(number), Ok(number.clone()));
             }
         }
@@ -1399,11 +1365,11 @@ mod tests {
             attributes.insert("k".to_owned(), values.clone());
             let state = mapping.evaluate(&attributes);
             let want = if values.iter().any(|v| v == "c") {
-                Desired::Set("C".to_owned())
+                Field::Set("C".to_owned())
             } else if values.iter().any(|v| v == "a" || v == "b") {
-                Desired::Set("AB".to_owned())
+                Field::Set("AB".to_owned())
             } else {
-                Desired::Keep
+                Field::Keep
             };
             prop_assert_eq!(state.department, want);
         }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod field;
 pub mod issue;
 pub mod licenses;
 pub mod mapping;

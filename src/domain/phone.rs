@@ -14,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::catalog::{canonical, AddOn, CallingPlan, Product, UserTier};
+use super::field::Field;
 use super::issue::{IssueCode, ProvisioningIssue};
 
 // ---------------------------------------------------------------------------------------------
@@ -870,6 +871,39 @@ impl<'de> Deserialize<'de> for PhoneRole {
         let raw = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
         raw.parse().map_err(serde::de::Error::custom)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A change to a user's phone profile
+// ---------------------------------------------------------------------------------------------
+
+/// Phone fields of a change. `extension: Set(0)` asks for the next free one in the site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PhoneFields {
+    /// Site by code or name.
+    pub site: Field<String>,
+    pub extension: Field<u32>,
+    /// As given; normalised to E.164 by the pipeline (an incomplete number is an issue).
+    pub number: Field<String>,
+    pub calling_plan: Field<CallingPlan>,
+    pub roles: Option<BTreeSet<String>>,
+    pub outbound_caller_id: Field<String>,
+    pub sms_enabled: Field<bool>,
+    pub status: Field<String>,
+    pub package: Field<String>,
+    pub user_template: Field<String>,
+    pub allow_caller_id_change: Field<bool>,
+    /// Desk phones (slot 1–9): `Some` replaces the set.
+    pub desk_phones: Option<Vec<DeskPhone>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeskPhone {
+    pub slot: u8,
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub mac_address: String,
+    pub provision_template: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! Bulk phone CSV (Zoom Phone-style): streaming row parsing and per-user change planning.
+//! Bulk phone CSV (Zoom Phone-style): streaming row parsing, and the one reading of a row as
+//! a change of one user's phone profile ([`row_fields`]).
 //!
 //! Zoom's phone upload replaces a user's whole phone profile, so a row that only lists a new desk
 //! phone silently drops the user's number and calling plan. Here every field of a row keeps
 //! three states: its column is absent from the file, present but empty, or holds a value.
-//! [`plan_phone_change`] turns a row into the list of changes for one user:
+//! [`row_fields`] turns a row into the change for one user:
 //!
 //! | column…             | `merge` (default) | `replace` (Zoom's behaviour) |
 //! |---------------------|-------------------|------------------------------|
@@ -11,10 +12,12 @@
 //! | present, empty cell | keep              | clear                        |
 //! | holds a value       | set               | set                          |
 //!
-//! In `merge`, numbers and desk phones listed are added to the user's and those not listed are
-//! kept; in `replace` the row is the user's complete list. An empty cell keeps in `merge`
-//! because spreadsheets leave blanks far more often than people mean "delete". Changes come
-//! back removals first, which is what a dry run prints.
+//! In `merge`, the desk phone slots a row names are set and the others kept; in `replace` the
+//! row is the user's complete list. An empty cell keeps in `merge` because spreadsheets leave
+//! blanks far more often than people mean "delete". A user holds one direct number. The
+//! import and its dry run both run the resulting change through the provisioning pipeline
+//! (the dry run in a transaction it rolls back), so a dry run reports exactly what the import
+//! then does, removals first.
 //!
 //! Parsing is streaming: [`PhoneCsvReader`] yields one row at a time from any `Read`, and a bad
 //! row is reported with its line number without stopping the rows after it.
@@ -26,19 +29,22 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::accounts::normalize_email;
 use super::catalog::CallingPlan;
-use super::phone::{normalize_e164, ExtensionRequest, SiteCode};
+use super::field::Field;
+use super::phone::{normalize_e164, DeskPhone, ExtensionRequest, PhoneFields, SiteCode};
+pub use super::users::RowError;
 
 /// Desk phones per user the file format allows.
 pub const MAX_DESK_PHONES: u8 = 9;
 
 // ---------------------------------------------------------------------------------------------
-// Field values
+// Cell values
 // ---------------------------------------------------------------------------------------------
 
 /// One cell of a row, keeping the difference between "no such column" and "empty cell".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Field<T> {
+pub enum Cell<T> {
     /// The file has no such column.
     #[default]
     Absent,
@@ -47,16 +53,16 @@ pub enum Field<T> {
     Value(T),
 }
 
-impl<T> Field<T> {
+impl<T> Cell<T> {
     pub fn value(&self) -> Option<&T> {
         match self {
-            Field::Value(value) => Some(value),
-            Field::Absent | Field::Empty => None,
+            Cell::Value(value) => Some(value),
+            Cell::Absent | Cell::Empty => None,
         }
     }
 
     pub fn is_absent(&self) -> bool {
-        matches!(self, Field::Absent)
+        matches!(self, Cell::Absent)
     }
 }
 
@@ -168,16 +174,16 @@ impl fmt::Display for OutboundCallerId {
 /// A phone user's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum UserStatus {
+pub enum PhoneStatus {
     Active,
     Inactive,
 }
 
-impl fmt::Display for UserStatus {
+impl fmt::Display for PhoneStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            UserStatus::Active => "active",
-            UserStatus::Inactive => "inactive",
+            PhoneStatus::Active => "active",
+            PhoneStatus::Inactive => "inactive",
         })
     }
 }
@@ -196,34 +202,6 @@ pub fn parse_flag(raw: &str) -> Option<bool> {
     }
 }
 
-/// A pragmatic address check: ASCII `local@domain`, dot-atom local part of at most 64
-/// characters, a domain of at least two DNS labels with a non-numeric top label, 254 in all.
-pub fn is_valid_email(address: &str) -> bool {
-    if address.len() > 254 || !address.is_ascii() {
-        return false;
-    }
-    let Some((local, domain)) = address.split_once('@') else {
-        return false;
-    };
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels.last().is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
-    local_ok && domain_ok
-}
-
 // ---------------------------------------------------------------------------------------------
 // Rows
 // ---------------------------------------------------------------------------------------------
@@ -232,10 +210,10 @@ pub fn is_valid_email(address: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeskPhoneColumns {
     pub slot: u8,
-    pub brand: Field<String>,
-    pub model: Field<String>,
-    pub mac: Field<MacAddress>,
-    pub provision_template: Field<String>,
+    pub brand: Cell<String>,
+    pub model: Cell<String>,
+    pub mac: Cell<MacAddress>,
+    pub provision_template: Cell<String>,
 }
 
 /// One valid data row.
@@ -245,36 +223,20 @@ pub struct PhoneCsvRow {
     pub line: u64,
     /// Lower-cased.
     pub email: String,
-    pub package: Field<String>,
-    pub site_code: Field<SiteCode>,
-    pub site_name: Field<String>,
-    pub user_template: Field<String>,
-    pub extension: Field<ExtensionRequest>,
+    pub package: Cell<String>,
+    pub site_code: Cell<SiteCode>,
+    pub site_name: Cell<String>,
+    pub user_template: Cell<String>,
+    pub extension: Cell<ExtensionRequest>,
     /// E.164; a cell may list several numbers separated by `;` or `,`.
-    pub phone_numbers: Field<BTreeSet<String>>,
-    pub calling_plan: Field<CallingPlan>,
-    pub outbound_caller_id: Field<OutboundCallerId>,
-    pub allow_caller_id_change: Field<bool>,
-    pub sms: Field<bool>,
-    pub status: Field<UserStatus>,
+    pub phone_numbers: Cell<BTreeSet<String>>,
+    pub calling_plan: Cell<CallingPlan>,
+    pub outbound_caller_id: Cell<OutboundCallerId>,
+    pub allow_caller_id_change: Cell<bool>,
+    pub sms: Cell<bool>,
+    pub status: Cell<PhoneStatus>,
     /// One entry per desk phone slot that has at least one column in the file, by slot.
     pub desk_phones: Vec<DeskPhoneColumns>,
-}
-
-/// A problem with the file's header or one of its rows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}{}: {message}", column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default())]
-pub struct RowError {
-    pub line: u64,
-    /// The column header as written in the file.
-    pub column: Option<String>,
-    pub message: String,
-}
-
-impl RowError {
-    fn new(line: u64, column: Option<&str>, message: impl Into<String>) -> Self {
-        RowError { line, column: column.map(str::to_owned), message: message.into() }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -473,10 +435,11 @@ impl<R: Read> PhoneCsvReader<R> {
                 Column::Email => {
                     if cell.is_empty() {
                         fail("an email is required".to_owned());
-                    } else if !is_valid_email(cell) {
-                        fail(format!("`{cell}` is not a valid email address"));
                     } else {
-                        email = Some(cell.to_ascii_lowercase());
+                        match normalize_email(cell) {
+                            Ok(e) => email = Some(e),
+                            Err(_) => fail(format!("`{cell}` is not a valid email address")),
+                        }
                     }
                 }
                 Column::Package => row.package = text(cell),
@@ -499,7 +462,7 @@ impl<R: Read> PhoneCsvReader<R> {
                 Column::Sms => row.sms = parse(cell, &mut fail, flag),
                 Column::Status => {
                     row.status = parse(cell, &mut fail, |c| {
-                        flag(c).map(|on| if on { UserStatus::Active } else { UserStatus::Inactive })
+                        flag(c).map(|on| if on { PhoneStatus::Active } else { PhoneStatus::Inactive })
                     });
                 }
                 Column::Desk(slot, part) => {
@@ -557,11 +520,11 @@ impl<R: Read> PhoneCsvReader<R> {
     }
 }
 
-fn text(cell: &str) -> Field<String> {
+fn text(cell: &str) -> Cell<String> {
     if cell.is_empty() {
-        Field::Empty
+        Cell::Empty
     } else {
-        Field::Value(cell.to_owned())
+        Cell::Value(cell.to_owned())
     }
 }
 
@@ -569,15 +532,15 @@ fn parse<T, E: fmt::Display>(
     cell: &str,
     fail: &mut impl FnMut(String),
     read: impl FnOnce(&str) -> Result<T, E>,
-) -> Field<T> {
+) -> Cell<T> {
     if cell.is_empty() {
-        return Field::Empty;
+        return Cell::Empty;
     }
     match read(cell) {
-        Ok(value) => Field::Value(value),
+        Ok(value) => Cell::Value(value),
         Err(error) => {
             fail(error.to_string());
-            Field::Empty
+            Cell::Empty
         }
     }
 }
@@ -652,7 +615,7 @@ impl<R: Read> Iterator for PhoneCsvReader<R> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Planning
+// Reading a row as a change
 // ---------------------------------------------------------------------------------------------
 
 /// How a row combines with the user's current phone profile (see the module table).
@@ -664,365 +627,95 @@ pub enum ImportMode {
     Replace,
 }
 
-/// A desk phone assigned to a user, keyed by MAC address in [`PhonePlanState`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeskPhone {
-    pub brand: Option<String>,
-    pub model: Option<String>,
-    pub provision_template: Option<String>,
-}
-
-impl fmt::Display for DeskPhone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts: Vec<String> = [&self.brand, &self.model].into_iter().filter_map(Clone::clone).collect();
-        if let Some(template) = &self.provision_template {
-            parts.push(format!("(template {template})"));
-        }
-        f.write_str(&parts.join(" "))
-    }
-}
-
-/// A user's current phone profile, as far as the CSV can change it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PhonePlanState {
-    pub package: Option<String>,
-    pub site_code: Option<SiteCode>,
-    pub site_name: Option<String>,
-    pub user_template: Option<String>,
-    pub extension: Option<u32>,
-    /// E.164.
-    pub phone_numbers: BTreeSet<String>,
-    pub calling_plan: Option<CallingPlan>,
-    pub outbound_caller_id: Option<OutboundCallerId>,
-    pub allow_caller_id_change: Option<bool>,
-    pub sms: Option<bool>,
-    pub status: Option<UserStatus>,
-    pub desk_phones: BTreeMap<MacAddress, DeskPhone>,
-}
-
-/// Which part of the phone profile a change touches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PhoneField {
-    Package,
-    Site,
-    UserTemplate,
-    Extension,
-    PhoneNumber,
-    CallingPlan,
-    OutboundCallerId,
-    AllowCallerIdChange,
-    Sms,
-    Status,
-    DeskPhone,
-}
-
-impl fmt::Display for PhoneField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PhoneField::Package => "package",
-            PhoneField::Site => "site",
-            PhoneField::UserTemplate => "user template",
-            PhoneField::Extension => "extension",
-            PhoneField::PhoneNumber => "phone number",
-            PhoneField::CallingPlan => "calling plan",
-            PhoneField::OutboundCallerId => "outbound caller ID",
-            PhoneField::AllowCallerIdChange => "user may change caller ID",
-            PhoneField::Sms => "SMS",
-            PhoneField::Status => "status",
-            PhoneField::DeskPhone => "desk phone",
-        })
-    }
-}
-
-/// A value in a change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PhoneValue {
-    Text(String),
-    Site {
-        code: Option<SiteCode>,
-        name: Option<String>,
-    },
-    Extension(u32),
-    /// `0`: the next free extension of the site.
-    NextFreeExtension,
-    Number(String),
-    CallingPlan(CallingPlan),
-    CallerId(OutboundCallerId),
-    Flag(bool),
-    Status(UserStatus),
-    DeskPhone {
-        mac: MacAddress,
-        phone: DeskPhone,
-    },
-}
-
-impl fmt::Display for PhoneValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ImportMode {
+    pub fn as_str(self) -> &'static str {
         match self {
-            PhoneValue::Text(text) | PhoneValue::Number(text) => f.write_str(text),
-            PhoneValue::Site { code, name } => match (code, name) {
-                (Some(code), Some(name)) => write!(f, "{name} ({code})"),
-                (Some(code), None) => write!(f, "code {code}"),
-                (None, Some(name)) => f.write_str(name),
-                (None, None) => f.write_str("main site"),
-            },
-            PhoneValue::Extension(extension) => write!(f, "{extension}"),
-            PhoneValue::NextFreeExtension => f.write_str("next free extension"),
-            PhoneValue::CallingPlan(plan) => f.write_str(plan.display_name()),
-            PhoneValue::CallerId(caller_id) => write!(f, "{caller_id}"),
-            PhoneValue::Flag(true) => f.write_str("yes"),
-            PhoneValue::Flag(false) => f.write_str("no"),
-            PhoneValue::Status(status) => write!(f, "{status}"),
-            PhoneValue::DeskPhone { mac, phone } => {
-                let described = phone.to_string();
-                if described.is_empty() {
-                    write!(f, "{mac}")
-                } else {
-                    write!(f, "{mac} {described}")
+            ImportMode::Merge => "merge",
+            ImportMode::Replace => "replace",
+        }
+    }
+}
+
+fn field<T, U>(cell: &Cell<T>, mode: ImportMode, map: impl Fn(&T) -> U) -> Field<U> {
+    match (cell, mode) {
+        (Cell::Value(v), _) => Field::Set(map(v)),
+        (_, ImportMode::Merge) => Field::Keep,
+        (Cell::Absent | Cell::Empty, ImportMode::Replace) => Field::Clear,
+    }
+}
+
+/// The phone change one row asks for, under a mode: the one reading of a row, which the
+/// import hands to the provisioning pipeline and the dry run hands to the same pipeline
+/// in a transaction it rolls back. `current_desk` are the user's desk phones (merge keeps
+/// the slots a row does not name).
+pub fn row_fields(row: &PhoneCsvRow, mode: ImportMode, current_desk: &[DeskPhone]) -> Result<PhoneFields, RowError> {
+    let err = |column: &str, message: String| RowError::new(row.line, Some(column), message);
+    let site = match (&row.site_code, &row.site_name) {
+        (Cell::Value(code), _) => Field::Set(code.as_str().to_owned()),
+        (_, Cell::Value(name)) => Field::Set(name.clone()),
+        _ if mode == ImportMode::Replace => Field::Clear,
+        _ => Field::Keep,
+    };
+    let number = match &row.phone_numbers {
+        Cell::Value(set) if set.len() > 1 => {
+            return Err(err("Phone Number", format!("{} numbers given; a user holds one direct number", set.len())))
+        }
+        Cell::Value(set) => match set.iter().next() {
+            Some(n) => Field::Set(n.clone()),
+            None => Field::Keep,
+        },
+        other => field(other, mode, |_: &BTreeSet<String>| String::new()),
+    };
+    let desk_phones = if row.desk_phones.is_empty() {
+        (mode == ImportMode::Replace).then(Vec::new)
+    } else {
+        let mut list: BTreeMap<u8, DeskPhone> = if mode == ImportMode::Merge {
+            current_desk.iter().map(|d| (d.slot, d.clone())).collect()
+        } else {
+            BTreeMap::new()
+        };
+        for cols in &row.desk_phones {
+            match &cols.mac {
+                Cell::Value(mac) => {
+                    let mac = mac.to_string();
+                    // A phone moves to the slot the row names.
+                    list.retain(|_, d| d.mac_address != mac);
+                    list.insert(
+                        cols.slot,
+                        DeskPhone {
+                            slot: cols.slot,
+                            brand: cols.brand.value().cloned(),
+                            model: cols.model.value().cloned(),
+                            mac_address: mac,
+                            provision_template: cols.provision_template.value().cloned(),
+                        },
+                    );
                 }
+                _ if mode == ImportMode::Replace => {
+                    list.remove(&cols.slot);
+                }
+                _ => {}
             }
         }
-    }
-}
-
-/// The kind of a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeAction {
-    /// The value goes away (`old` only).
-    Remove,
-    /// A single value is set or replaced, or a desk phone's details change (`new`, maybe `old`).
-    Set,
-    /// A number or desk phone is added to the user's list (`new` only).
-    Add,
-}
-
-/// One change to one user's phone profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PhoneFieldChange {
-    pub field: PhoneField,
-    pub action: ChangeAction,
-    pub old: Option<PhoneValue>,
-    pub new: Option<PhoneValue>,
-}
-
-impl fmt::Display for PhoneFieldChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = |value: &Option<PhoneValue>| value.as_ref().map_or_else(|| "(none)".to_owned(), ToString::to_string);
-        match self.action {
-            ChangeAction::Remove => write!(f, "- {}: {}", self.field, show(&self.old)),
-            ChangeAction::Add => write!(f, "+ {}: {}", self.field, show(&self.new)),
-            ChangeAction::Set => write!(f, "~ {}: {} -> {}", self.field, show(&self.old), show(&self.new)),
-        }
-    }
-}
-
-/// Plans the changes one row makes to one user, removals first.
-///
-/// Extensions: `0` keeps an extension the user already has. Removing the site sends the user
-/// back to the account's main site. Nothing here checks availability (taken extensions, numbers
-/// outside the pool); the pipeline does that when it applies the plan.
-pub fn plan_phone_change(current: &PhonePlanState, row: &PhoneCsvRow, mode: ImportMode) -> Vec<PhoneFieldChange> {
-    let mut changes = Vec::new();
-    let text = |v: &String| PhoneValue::Text(v.clone());
-
-    single(&mut changes, PhoneField::Package, current.package.as_ref(), &row.package, mode, text);
-    plan_site(&mut changes, current, row, mode);
-    single(&mut changes, PhoneField::UserTemplate, current.user_template.as_ref(), &row.user_template, mode, text);
-    plan_extension(&mut changes, current.extension, &row.extension, mode);
-    plan_numbers(&mut changes, &current.phone_numbers, &row.phone_numbers, mode);
-    single(&mut changes, PhoneField::CallingPlan, current.calling_plan.as_ref(), &row.calling_plan, mode, |p| {
-        PhoneValue::CallingPlan(*p)
-    });
-    single(
-        &mut changes,
-        PhoneField::OutboundCallerId,
-        current.outbound_caller_id.as_ref(),
-        &row.outbound_caller_id,
-        mode,
-        |c| PhoneValue::CallerId(c.clone()),
-    );
-    single(
-        &mut changes,
-        PhoneField::AllowCallerIdChange,
-        current.allow_caller_id_change.as_ref(),
-        &row.allow_caller_id_change,
-        mode,
-        |b| PhoneValue::Flag(*b),
-    );
-    single(&mut changes, PhoneField::Sms, current.sms.as_ref(), &row.sms, mode, |b| PhoneValue::Flag(*b));
-    single(&mut changes, PhoneField::Status, current.status.as_ref(), &row.status, mode, |s| PhoneValue::Status(*s));
-    plan_desk_phones(&mut changes, &current.desk_phones, &row.desk_phones, mode);
-
-    changes.sort_by_key(|change| change.action != ChangeAction::Remove);
-    changes
-}
-
-/// What a row wants for a single-valued field: `None` keep, `Some(None)` clear.
-fn wanted<T>(incoming: &Field<T>, mode: ImportMode) -> Option<Option<&T>> {
-    match (incoming, mode) {
-        (Field::Value(value), _) => Some(Some(value)),
-        (Field::Absent | Field::Empty, ImportMode::Merge) => None,
-        (Field::Absent | Field::Empty, ImportMode::Replace) => Some(None),
-    }
-}
-
-fn single<T: PartialEq>(
-    changes: &mut Vec<PhoneFieldChange>,
-    field: PhoneField,
-    current: Option<&T>,
-    incoming: &Field<T>,
-    mode: ImportMode,
-    wrap: impl Fn(&T) -> PhoneValue,
-) {
-    let Some(new) = wanted(incoming, mode) else {
-        return;
+        Some(list.into_values().collect())
     };
-    if new == current {
-        return;
-    }
-    changes.push(match new {
-        None => PhoneFieldChange { field, action: ChangeAction::Remove, old: current.map(&wrap), new: None },
-        Some(value) => {
-            PhoneFieldChange { field, action: ChangeAction::Set, old: current.map(&wrap), new: Some(wrap(value)) }
-        }
-    });
-}
-
-fn plan_site(changes: &mut Vec<PhoneFieldChange>, current: &PhonePlanState, row: &PhoneCsvRow, mode: ImportMode) {
-    let old = PhoneValue::Site { code: current.site_code.clone(), name: current.site_name.clone() };
-    let has_site = current.site_code.is_some() || current.site_name.is_some();
-    let (code, name) = (row.site_code.value(), row.site_name.value());
-    if code.is_none() && name.is_none() {
-        if mode == ImportMode::Replace && has_site {
-            changes.push(PhoneFieldChange {
-                field: PhoneField::Site,
-                action: ChangeAction::Remove,
-                old: Some(old),
-                new: None,
-            });
-        }
-        return;
-    }
-    let same_code = code.is_none_or(|code| current.site_code.as_ref() == Some(code));
-    let same_name = name.is_none_or(|name| {
-        current.site_name.as_deref().is_some_and(|current| current.trim().eq_ignore_ascii_case(name))
-    });
-    if same_code && same_name {
-        return;
-    }
-    changes.push(PhoneFieldChange {
-        field: PhoneField::Site,
-        action: ChangeAction::Set,
-        old: has_site.then_some(old),
-        new: Some(PhoneValue::Site { code: code.cloned(), name: name.cloned() }),
-    });
-}
-
-fn plan_extension(
-    changes: &mut Vec<PhoneFieldChange>,
-    current: Option<u32>,
-    incoming: &Field<ExtensionRequest>,
-    mode: ImportMode,
-) {
-    let new = match wanted(incoming, mode) {
-        Some(None) if current.is_some() => None,
-        Some(Some(ExtensionRequest::NextFree)) if current.is_none() => Some(PhoneValue::NextFreeExtension),
-        Some(Some(&ExtensionRequest::Exact(extension))) if current != Some(extension) => {
-            Some(PhoneValue::Extension(extension))
-        }
-        _ => return,
-    };
-    let action = if new.is_some() { ChangeAction::Set } else { ChangeAction::Remove };
-    changes.push(PhoneFieldChange {
-        field: PhoneField::Extension,
-        action,
-        old: current.map(PhoneValue::Extension),
-        new,
-    });
-}
-
-fn plan_numbers(
-    changes: &mut Vec<PhoneFieldChange>,
-    current: &BTreeSet<String>,
-    incoming: &Field<BTreeSet<String>>,
-    mode: ImportMode,
-) {
-    let empty = BTreeSet::new();
-    let listed = incoming.value().unwrap_or(&empty);
-    if mode == ImportMode::Replace {
-        for number in current.difference(listed) {
-            changes.push(PhoneFieldChange {
-                field: PhoneField::PhoneNumber,
-                action: ChangeAction::Remove,
-                old: Some(PhoneValue::Number(number.clone())),
-                new: None,
-            });
-        }
-    }
-    for number in listed.difference(current) {
-        changes.push(PhoneFieldChange {
-            field: PhoneField::PhoneNumber,
-            action: ChangeAction::Add,
-            old: None,
-            new: Some(PhoneValue::Number(number.clone())),
-        });
-    }
-}
-
-fn plan_desk_phones(
-    changes: &mut Vec<PhoneFieldChange>,
-    current: &BTreeMap<MacAddress, DeskPhone>,
-    slots: &[DeskPhoneColumns],
-    mode: ImportMode,
-) {
-    let mut listed: BTreeMap<MacAddress, &DeskPhoneColumns> = BTreeMap::new();
-    for slot in slots {
-        if let Some(mac) = slot.mac.value() {
-            listed.insert(*mac, slot);
-        }
-    }
-    if mode == ImportMode::Replace {
-        for (mac, phone) in current {
-            if !listed.contains_key(mac) {
-                changes.push(PhoneFieldChange {
-                    field: PhoneField::DeskPhone,
-                    action: ChangeAction::Remove,
-                    old: Some(PhoneValue::DeskPhone { mac: *mac, phone: phone.clone() }),
-                    new: None,
-                });
-            }
-        }
-    }
-    for (mac, slot) in listed {
-        let detail = |incoming: &Field<String>, current: Option<&String>| match wanted(incoming, mode) {
-            None => current.cloned(),
-            Some(new) => new.cloned(),
-        };
-        let existing = current.get(&mac);
-        let phone = DeskPhone {
-            brand: detail(&slot.brand, existing.and_then(|p| p.brand.as_ref())),
-            model: detail(&slot.model, existing.and_then(|p| p.model.as_ref())),
-            provision_template: detail(&slot.provision_template, existing.and_then(|p| p.provision_template.as_ref())),
-        };
-        match existing {
-            None => changes.push(PhoneFieldChange {
-                field: PhoneField::DeskPhone,
-                action: ChangeAction::Add,
-                old: None,
-                new: Some(PhoneValue::DeskPhone { mac, phone }),
-            }),
-            Some(existing) if *existing != phone => changes.push(PhoneFieldChange {
-                field: PhoneField::DeskPhone,
-                action: ChangeAction::Set,
-                old: Some(PhoneValue::DeskPhone { mac, phone: existing.clone() }),
-                new: Some(PhoneValue::DeskPhone { mac, phone }),
-            }),
-            Some(_) => {}
-        }
-    }
+    Ok(PhoneFields {
+        site,
+        extension: field(&row.extension, mode, |e: &ExtensionRequest| match e {
+            ExtensionRequest::NextFree => 0,
+            ExtensionRequest::Exact(n) => *n,
+        }),
+        number,
+        calling_plan: field(&row.calling_plan, mode, |p: &CallingPlan| *p),
+        roles: None,
+        outbound_caller_id: field(&row.outbound_caller_id, mode, |c: &OutboundCallerId| c.to_string()),
+        sms_enabled: field(&row.sms, mode, |b: &bool| *b),
+        status: field(&row.status, mode, |s: &PhoneStatus| s.to_string()),
+        package: field(&row.package, mode, |p: &String| p.clone()),
+        user_template: field(&row.user_template, mode, |p: &String| p.clone()),
+        allow_caller_id_change: field(&row.allow_caller_id_change, mode, |b: &bool| *b),
+        desk_phones,
+    })
 }
 
 #[cfg(test)]
@@ -1086,7 +779,7 @@ mod tests {
         }
         assert_eq!(parse_flag("maybe"), None);
         for good in ["a@b.co", "first.last+tag@mail.example.com", "o'brien@x-y.org"] {
-            assert!(is_valid_email(good), "{good}");
+            assert!(normalize_email(good).is_ok(), "{good}");
         }
         for bad in [
             "",
@@ -1103,7 +796,7 @@ mod tests {
             "a@b.123",
             "é@b.co",
         ] {
-            assert!(!is_valid_email(bad), "{bad}");
+            assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }
 
@@ -1118,15 +811,15 @@ mod tests {
         assert_eq!(row.line, 2);
         assert_eq!(row.email, "ann@example.com");
         assert_eq!(row.site_code.value().unwrap().as_str(), "12");
-        assert_eq!(row.extension, Field::Value(ExtensionRequest::NextFree));
-        assert_eq!(row.phone_numbers, Field::Value(["+15555555555".to_owned()].into_iter().collect()));
-        assert_eq!(row.calling_plan, Field::Value(CallingPlan::RegionalUnlimited));
-        assert_eq!(row.sms, Field::Value(true));
-        assert_eq!(row.status, Field::Value(UserStatus::Active));
-        assert_eq!(row.package, Field::Absent);
+        assert_eq!(row.extension, Cell::Value(ExtensionRequest::NextFree));
+        assert_eq!(row.phone_numbers, Cell::Value(["+15555555555".to_owned()].into_iter().collect()));
+        assert_eq!(row.calling_plan, Cell::Value(CallingPlan::RegionalUnlimited));
+        assert_eq!(row.sms, Cell::Value(true));
+        assert_eq!(row.status, Cell::Value(PhoneStatus::Active));
+        assert_eq!(row.package, Cell::Absent);
         assert_eq!(row.desk_phones.len(), 1);
         assert_eq!(row.desk_phones[0].slot, 2);
-        assert_eq!(row.desk_phones[0].brand, Field::Absent);
+        assert_eq!(row.desk_phones[0].brand, Cell::Absent);
         assert_eq!(row.desk_phones[0].mac.value().unwrap().to_string(), "AA:BB:CC:DD:EE:01");
     }
 
@@ -1148,9 +841,9 @@ mod tests {
     #[test]
     fn absent_empty_and_value_are_distinct() {
         let row = one_row("Email,Package,Phone Number\nann@example.com,,+44 20 7946 0018\n");
-        assert_eq!(row.package, Field::Empty);
+        assert_eq!(row.package, Cell::Empty);
         assert!(row.phone_numbers.value().is_some());
-        assert_eq!(row.calling_plan, Field::Absent);
+        assert_eq!(row.calling_plan, Cell::Absent);
         assert!(row.calling_plan.is_absent());
     }
 
@@ -1168,7 +861,7 @@ mod tests {
         assert_eq!(all.len(), 6);
         let ann = all[0].as_ref().unwrap();
         assert_eq!(ann.line, 2);
-        assert_eq!(ann.calling_plan, Field::Value(CallingPlan::RegionalMetered));
+        assert_eq!(ann.calling_plan, Cell::Value(CallingPlan::RegionalMetered));
 
         let bad = all[1].as_ref().unwrap_err();
         let columns: Vec<Option<&str>> = bad.iter().map(|e| e.column.as_deref()).collect();
@@ -1180,8 +873,8 @@ mod tests {
         let bob = all[2].as_ref().unwrap();
         assert_eq!(bob.line, 5);
         assert_eq!(bob.phone_numbers.value().unwrap().len(), 2);
-        assert_eq!(bob.calling_plan, Field::Value(CallingPlan::GlobalSelect));
-        assert_eq!(bob.sms, Field::Value(false));
+        assert_eq!(bob.calling_plan, Cell::Value(CallingPlan::GlobalSelect));
+        assert_eq!(bob.sms, Cell::Value(false));
 
         let short = all[3].as_ref().unwrap_err();
         assert_eq!(short[0].line, 6);
@@ -1251,100 +944,83 @@ mod tests {
         assert!(all[1].as_ref().unwrap_err()[0].message.contains("disk on fire"));
     }
 
-    fn current() -> PhonePlanState {
-        let mut state = PhonePlanState {
-            site_code: Some("12".parse().unwrap()),
-            site_name: Some("London".into()),
-            extension: Some(1201),
-            calling_plan: Some(CallingPlan::RegionalMetered),
-            sms: Some(true),
-            ..PhonePlanState::default()
-        };
-        state.phone_numbers.insert("+442079460018".into());
-        state.desk_phones.insert(
-            "AA:BB:CC:DD:EE:01".parse().unwrap(),
-            DeskPhone { brand: Some("Polycom".into()), model: Some("VVX 450".into()), provision_template: None },
-        );
-        state
+    /// The user's current desk phone, in slot 1.
+    fn current_desk() -> Vec<DeskPhone> {
+        vec![DeskPhone {
+            slot: 1,
+            brand: Some("Polycom".into()),
+            model: Some("VVX 450".into()),
+            mac_address: "AA:BB:CC:DD:EE:01".into(),
+            provision_template: None,
+        }]
     }
 
-    const DEVICE_ONLY: &str = "Email,Desk Phone Brand 1,Desk Phone Model 1,Desk Phone MAC Address 1\n\
+    fn fields(csv: &str, mode: ImportMode) -> PhoneFields {
+        row_fields(&one_row(csv), mode, &current_desk()).unwrap()
+    }
+
+    const DEVICE_ONLY: &str = "Email,Desk Phone Brand 2,Desk Phone Model 2,Desk Phone MAC Address 2\n\
                                ann@example.com,Yealink,T54W,AA:BB:CC:DD:EE:02\n";
+
+    fn yealink(slot: u8) -> DeskPhone {
+        DeskPhone {
+            slot,
+            brand: Some("Yealink".into()),
+            model: Some("T54W".into()),
+            mac_address: "AA:BB:CC:DD:EE:02".into(),
+            provision_template: None,
+        }
+    }
 
     #[test]
     fn merge_keeps_what_the_row_omits() {
-        let row = one_row(DEVICE_ONLY);
-        let changes = plan_phone_change(&current(), &row, ImportMode::Merge);
-        let printed: Vec<String> = changes.iter().map(ToString::to_string).collect();
-        assert_eq!(printed, ["+ desk phone: AA:BB:CC:DD:EE:02 Yealink T54W"]);
+        let f = fields(DEVICE_ONLY, ImportMode::Merge);
+        assert_eq!(
+            f,
+            PhoneFields { desk_phones: Some(vec![current_desk().remove(0), yealink(2)]), ..PhoneFields::default() }
+        );
     }
 
     #[test]
-    fn replace_clears_what_the_row_omits_removals_first() {
-        let row = one_row(DEVICE_ONLY);
-        let changes = plan_phone_change(&current(), &row, ImportMode::Replace);
-        let printed: Vec<String> = changes.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            printed,
-            [
-                "- site: London (12)",
-                "- extension: 1201",
-                "- phone number: +442079460018",
-                "- calling plan: Regional Metered",
-                "- SMS: yes",
-                "- desk phone: AA:BB:CC:DD:EE:01 Polycom VVX 450",
-                "+ desk phone: AA:BB:CC:DD:EE:02 Yealink T54W",
-            ]
-        );
-        assert!(changes.iter().take_while(|c| c.action == ChangeAction::Remove).count() == 6);
+    fn replace_clears_what_the_row_omits() {
+        let f = fields(DEVICE_ONLY, ImportMode::Replace);
+        assert_eq!(f.site, Field::Clear);
+        assert_eq!(f.extension, Field::Clear);
+        assert_eq!(f.number, Field::Clear);
+        assert_eq!(f.calling_plan, Field::Clear);
+        assert_eq!(f.sms_enabled, Field::Clear);
+        assert_eq!(f.desk_phones, Some(vec![yealink(2)]), "the row is the whole list");
     }
 
     #[test]
     fn empty_cells_keep_in_merge_and_clear_in_replace() {
-        let row = one_row("Email,Phone Number,Calling Plan,SMS\nann@example.com,,,\n");
-        assert!(plan_phone_change(&current(), &row, ImportMode::Merge).is_empty());
-        let fields: Vec<(PhoneField, ChangeAction)> =
-            plan_phone_change(&current(), &row, ImportMode::Replace).iter().map(|c| (c.field, c.action)).collect();
-        assert!(fields.contains(&(PhoneField::PhoneNumber, ChangeAction::Remove)));
-        assert!(fields.contains(&(PhoneField::CallingPlan, ChangeAction::Remove)));
-        assert!(fields.contains(&(PhoneField::Sms, ChangeAction::Remove)));
+        let csv = "Email,Phone Number,Calling Plan,SMS\nann@example.com,,,\n";
+        assert_eq!(fields(csv, ImportMode::Merge), PhoneFields::default());
+        let f = fields(csv, ImportMode::Replace);
+        assert_eq!((f.number, f.calling_plan, f.sms_enabled), (Field::Clear, Field::Clear, Field::Clear));
     }
 
     #[test]
-    fn values_set_add_and_replace() {
+    fn values_set_and_replace() {
         let csv = "Email,Site Name,Extension Number,Phone Number,Calling Plan,Desk Phone MAC Address 1,Desk Phone Provision Template 1\n\
                    ann@example.com,london,0,+44 20 7946 0019,Global Select,aa-bb-cc-dd-ee-01,T1\n";
-        let row = one_row(csv);
-
-        let merge = plan_phone_change(&current(), &row, ImportMode::Merge);
-        let printed: Vec<String> = merge.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            printed,
-            [
-                "+ phone number: +442079460019",
-                "~ calling plan: Regional Metered -> Global Select",
-                "~ desk phone: AA:BB:CC:DD:EE:01 Polycom VVX 450 -> AA:BB:CC:DD:EE:01 Polycom VVX 450 (template T1)",
-            ],
-            "site name matches case-insensitively and 0 keeps the extension"
-        );
-
-        let replace = plan_phone_change(&current(), &row, ImportMode::Replace);
-        let printed: Vec<String> = replace.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            printed,
-            [
-                "- phone number: +442079460018",
-                "- SMS: yes",
-                "+ phone number: +442079460019",
-                "~ calling plan: Regional Metered -> Global Select",
-                "~ desk phone: AA:BB:CC:DD:EE:01 Polycom VVX 450 -> AA:BB:CC:DD:EE:01 (template T1)",
-            ]
-        );
-
-        let newcomer = plan_phone_change(&PhonePlanState::default(), &row, ImportMode::Merge);
-        let printed: Vec<String> = newcomer.iter().map(ToString::to_string).collect();
-        assert_eq!(printed[0], "~ site: (none) -> london");
-        assert_eq!(printed[1], "~ extension: (none) -> next free extension");
+        let f = fields(csv, ImportMode::Merge);
+        assert_eq!(f.site, Field::Set("london".into()));
+        assert_eq!(f.extension, Field::Set(0), "0 asks for the next free extension");
+        assert_eq!(f.number, Field::Set("+442079460019".into()));
+        assert_eq!(f.calling_plan, Field::Set(CallingPlan::GlobalSelect));
+        assert_eq!(f.sms_enabled, Field::Keep);
+        let slot1 = DeskPhone {
+            slot: 1,
+            brand: None,
+            model: None,
+            mac_address: "AA:BB:CC:DD:EE:01".into(),
+            provision_template: Some("T1".into()),
+        };
+        assert_eq!(f.desk_phones, Some(vec![slot1.clone()]), "the slot the row names is set as written");
+        let f = fields(csv, ImportMode::Replace);
+        assert_eq!(f.sms_enabled, Field::Clear);
+        assert_eq!(f.desk_phones, Some(vec![slot1]));
     }
 
     #[test]
@@ -1352,19 +1028,19 @@ mod tests {
         let csv =
             "Email,Site Code,Extension Number,Outbound Caller ID,Allow User to Change Outbound Caller ID,User Status\n\
                    ann@example.com,15,1502,Hide,No,Inactive\n";
-        let row = one_row(csv);
-        let printed: Vec<String> =
-            plan_phone_change(&current(), &row, ImportMode::Merge).iter().map(ToString::to_string).collect();
-        assert_eq!(
-            printed,
-            [
-                "~ site: London (12) -> code 15",
-                "~ extension: 1201 -> 1502",
-                "~ outbound caller ID: (none) -> hidden",
-                "~ user may change caller ID: (none) -> no",
-                "~ status: (none) -> inactive",
-            ]
-        );
+        let f = fields(csv, ImportMode::Merge);
+        assert_eq!(f.site, Field::Set("15".into()));
+        assert_eq!(f.extension, Field::Set(1502));
+        assert_eq!(f.outbound_caller_id, Field::Set("hidden".into()));
+        assert_eq!(f.allow_caller_id_change, Field::Set(false));
+        assert_eq!(f.status, Field::Set("inactive".into()));
+    }
+
+    #[test]
+    fn a_user_holds_one_direct_number() {
+        let row = one_row("Email,Phone Number\nann@example.com,+44 20 7946 0018;+44 20 7946 0019\n");
+        let e = row_fields(&row, ImportMode::Merge, &[]).unwrap_err();
+        assert_eq!((e.line, e.column.as_deref()), (2, Some("Phone Number")));
     }
 
     proptest! {
@@ -1374,8 +1050,8 @@ mod tests {
             data.extend(input);
             let reader = PhoneCsvReader::new(data.as_slice()).unwrap();
             for row in reader.flatten() {
-                prop_assert!(is_valid_email(&row.email));
-                let _ = plan_phone_change(&PhonePlanState::default(), &row, ImportMode::Replace);
+                prop_assert!(normalize_email(&row.email).is_ok());
+                let _ = row_fields(&row, ImportMode::Replace, &[]);
             }
         }
 
@@ -1397,25 +1073,25 @@ mod tests {
         }
 
         #[test]
-        fn planned_removals_always_come_first(
-            numbers in proptest::collection::btree_set("\\+4420794600[0-9]{2}", 0..4),
-            listed in proptest::collection::btree_set("\\+4420794600[0-9]{2}", 0..4),
+        fn merge_never_clears_and_replace_never_keeps(
+            listed in proptest::option::of("\\+4420794600[0-9]{2}"),
             replace in any::<bool>(),
         ) {
-            let state = PhonePlanState { phone_numbers: numbers.clone(), ..PhonePlanState::default() };
             let row = PhoneCsvRow {
                 email: "a@b.co".into(),
-                phone_numbers: Field::Value(listed.clone()),
-                calling_plan: Field::Value(CallingPlan::GlobalSelect),
+                phone_numbers: listed.clone().map_or(Cell::Empty, |n| Cell::Value(BTreeSet::from([n]))),
+                calling_plan: Cell::Value(CallingPlan::GlobalSelect),
                 ..PhoneCsvRow::default()
             };
             let mode = if replace { ImportMode::Replace } else { ImportMode::Merge };
-            let changes = plan_phone_change(&state, &row, mode);
-            let first_other = changes.iter().position(|c| c.action != ChangeAction::Remove).unwrap_or(changes.len());
-            prop_assert!(changes[first_other..].iter().all(|c| c.action != ChangeAction::Remove));
-            let removed = changes.iter().filter(|c| c.action == ChangeAction::Remove).count();
-            let want_removed = if replace { numbers.difference(&listed).count() } else { 0 };
-            prop_assert_eq!(removed, want_removed);
+            let f = row_fields(&row, mode, &[]).unwrap();
+            prop_assert_eq!(f.calling_plan, Field::Set(CallingPlan::GlobalSelect));
+            match (listed, replace) {
+                (Some(n), _) => prop_assert_eq!(f.number, Field::Set(n)),
+                (None, true) => prop_assert_eq!(f.number, Field::Clear),
+                (None, false) => prop_assert_eq!(f.number, Field::Keep),
+            }
+            prop_assert!(replace || !matches!(f.site, Field::Clear));
         }
     }
 }

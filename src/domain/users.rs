@@ -242,11 +242,21 @@ pub struct UserCsvRow {
     pub group: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// A problem with one line of an imported file (the header is line 1), for every CSV the
+/// product reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, thiserror::Error)]
+#[error("line {line}{}: {message}", column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default())]
 pub struct RowError {
     pub line: u64,
+    /// The column header as written in the file.
     pub column: Option<String>,
     pub message: String,
+}
+
+impl RowError {
+    pub fn new(line: u64, column: Option<&str>, message: impl Into<String>) -> Self {
+        RowError { line, column: column.map(str::to_owned), message: message.into() }
+    }
 }
 
 /// The user CSV's columns, in order. The header row is optional: a first row whose first

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::domain::catalog::{AddOn, CallingPlan, UserTier};
+use crate::domain::catalog::{AddOn, UserTier};
 use crate::domain::users::{BaseRole, UserStatus};
 
 /// Where a change came from; recorded in the audit log.
@@ -48,74 +48,9 @@ impl Actor {
     }
 }
 
-/// A field of a change: leave it, set it, or clear it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Field<T> {
-    #[default]
-    Keep,
-    Set(T),
-    Clear,
-}
+pub use crate::domain::field::Field;
 
-impl<T> Field<T> {
-    pub fn is_keep(&self) -> bool {
-        matches!(self, Field::Keep)
-    }
-
-    /// `Set(v)` for `Some(v)`, `Clear` for `None`.
-    pub fn from_option(v: Option<T>) -> Field<T> {
-        match v {
-            Some(v) => Field::Set(v),
-            None => Field::Clear,
-        }
-    }
-
-    /// Applies the field to a current value.
-    pub fn apply(self, current: Option<T>) -> Option<T> {
-        match self {
-            Field::Keep => current,
-            Field::Set(v) => Some(v),
-            Field::Clear => None,
-        }
-    }
-
-    pub fn as_ref(&self) -> Field<&T> {
-        match self {
-            Field::Keep => Field::Keep,
-            Field::Set(v) => Field::Set(v),
-            Field::Clear => Field::Clear,
-        }
-    }
-}
-
-/// Phone fields of a change. `extension: Set(0)` asks for the next free one in the site.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PhoneFields {
-    /// Site by code or name.
-    pub site: Field<String>,
-    pub extension: Field<u32>,
-    /// As given; normalised to E.164 by the pipeline (an incomplete number is an issue).
-    pub number: Field<String>,
-    pub calling_plan: Field<CallingPlan>,
-    pub roles: Option<BTreeSet<String>>,
-    pub outbound_caller_id: Field<String>,
-    pub sms_enabled: Field<bool>,
-    pub status: Field<String>,
-    pub package: Field<String>,
-    pub user_template: Field<String>,
-    pub allow_caller_id_change: Field<bool>,
-    /// Desk phones (slot 1–9): `Some` replaces the set.
-    pub desk_phones: Option<Vec<DeskPhone>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeskPhone {
-    pub slot: u8,
-    pub brand: Option<String>,
-    pub model: Option<String>,
-    pub mac_address: String,
-    pub provision_template: Option<String>,
-}
+pub use crate::domain::phone::{DeskPhone, PhoneFields};
 
 /// Values the adapter states directly (as opposed to raw attributes the mapping rules read).
 /// Explicit values win over what mapping rules derive for the same target.
@@ -205,31 +140,7 @@ impl IdentityChange {
     }
 }
 
-/// A problem the pipeline met and worked around: stored on the user, readable through the
-/// API, the SCIM resource and the SAML outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ProvisioningIssue {
-    pub code: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub attribute: Option<String>,
-    pub message: String,
-}
-
-impl ProvisioningIssue {
-    pub fn new(code: &str, attribute: Option<&str>, message: impl Into<String>) -> ProvisioningIssue {
-        ProvisioningIssue { code: code.to_owned(), attribute: attribute.map(str::to_owned), message: message.into() }
-    }
-}
-
-impl From<&crate::domain::issue::ProvisioningIssue> for ProvisioningIssue {
-    fn from(i: &crate::domain::issue::ProvisioningIssue) -> ProvisioningIssue {
-        ProvisioningIssue {
-            code: i.code.as_str().to_owned(),
-            attribute: i.attribute.clone(),
-            message: i.message.clone(),
-        }
-    }
-}
+pub use crate::domain::issue::{IssueCode, ProvisioningIssue};
 
 /// One field that changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

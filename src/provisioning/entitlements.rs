@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::change::{ExplicitFields, Field, FieldChange, ProvisioningIssue, Shortage};
+use super::change::{ExplicitFields, Field, FieldChange, IssueCode, ProvisioningIssue, Shortage};
 use crate::domain::catalog::{AddOn, CallingPlan, Product, UserTier};
 use crate::domain::licenses::{format_seats, parse_seats, seats_for, SeatHolder};
 use crate::domain::phone::{phone_entitlements, GrantSource, PhoneEntitlementRequest, PhoneLicensing};
@@ -74,7 +74,7 @@ pub fn reconcile(
             return Err(AppError::conflict("no_seat_left", message));
         }
         let attribute = revert_component(&mut desired, current, *product);
-        issues.push(ProvisioningIssue::new("no_seat_left", Some(attribute), message));
+        issues.push(ProvisioningIssue::on(IssueCode::NoSeatLeft, attribute, message));
     }
     let final_seats = seats_for(&desired.holder());
     for product in old_seats.iter().filter(|p| !final_seats.contains(p)) {
@@ -158,7 +158,7 @@ fn plan_for(
         calling_plan: ent.calling_plan.map(|(p, _)| p),
         calling_plan_bundled: matches!(ent.calling_plan, Some((_, GrantSource::Bundle))),
     };
-    let issues = ent.issues.iter().map(ProvisioningIssue::from).collect();
+    let issues = ent.issues.clone();
     (plan, issues, ent.needs_extension)
 }
 
@@ -194,9 +194,9 @@ pub fn settle(
         Field::Keep => phone.is_some_and(|p| p.extension.is_some()),
     };
     if !home.phone_enabled && (calling_plan.is_some() && calling_plan != current.calling_plan) {
-        issues.push(ProvisioningIssue::new(
-            "phone_not_enabled",
-            Some("calling_plan"),
+        issues.push(ProvisioningIssue::on(
+            IssueCode::PhoneNotEnabled,
+            "calling_plan",
             "phone is not enabled on this account; no calling plan was assigned",
         ));
     }

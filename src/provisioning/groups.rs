@@ -1,7 +1,7 @@
 //! Group membership changes: the only writer of `group_members` and of the membership-event
 //! outbox. Each change writes its event in the same transaction, for the group-sync engine.
 
-use super::change::{FieldChange, ProvisioningIssue, Source};
+use super::change::{FieldChange, IssueCode, ProvisioningIssue, Source};
 use super::pipeline::Env;
 use crate::error::AppResult;
 use crate::store::models::AccountRow;
@@ -66,9 +66,9 @@ pub fn add_member_by_name(
                 changes.push(FieldChange::new("groups", None, Some(g.display_name)));
             }
         }
-        None => issues.push(ProvisioningIssue::new(
-            "group_not_found",
-            Some("groups"),
+        None => issues.push(ProvisioningIssue::on(
+            IssueCode::GroupNotFound,
+            "groups",
             format!("no group named {name:?} in this account"),
         )),
     }

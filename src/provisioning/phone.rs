@@ -30,7 +30,7 @@ pub struct PhoneTask<'a> {
 }
 
 fn issue(code: IssueCode, attribute: &str, message: impl Into<String>) -> ProvisioningIssue {
-    ProvisioningIssue::new(code.as_str(), Some(attribute), message)
+    ProvisioningIssue::on(code, attribute, message)
 }
 
 /// Whether a change asks anything of the phone profile.

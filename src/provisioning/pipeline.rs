@@ -14,7 +14,7 @@ use super::change::*;
 use super::entitlements;
 use crate::domain::accounts::normalize_email;
 use crate::domain::catalog::UserTier;
-use crate::domain::mapping::{Desired, DesiredState, MappingConfig, MultiDesired, Target};
+use crate::domain::mapping::{DesiredState, MappingConfig, MultiDesired, Target};
 use crate::domain::phone::ExtensionRequest;
 use crate::domain::users::{check_role_change, BaseRole, UserStatus};
 use crate::error::{AppError, AppResult};
@@ -153,13 +153,13 @@ fn upsert_user(
     if change.apply_mapping {
         if let Some(rules) = env.mappings.get(conn, &account.id)? {
             let desired = rules.evaluate(&change.attributes);
-            issues.extend(desired.issues.iter().map(ProvisioningIssue::from));
+            issues.extend(desired.issues.iter().cloned());
             if let Some(sub) = &desired.placement {
                 match resolve_placement(conn, account, &sub.0)? {
                     Some(target) => placement = Some(target),
-                    None => issues.push(ProvisioningIssue::new(
-                        "placement_target_not_found",
-                        Some("sub_account"),
+                    None => issues.push(ProvisioningIssue::on(
+                        IssueCode::PlacementTargetNotFound,
+                        "sub_account",
                         format!("the placement rule names {:?}, which is not a sub account of this account", sub.0),
                     )),
                 }
@@ -213,7 +213,7 @@ fn upsert_user(
                 return Err(AppError::bad_request("unknown_role", format!("no role named {name:?}")))
             }
             None => {
-                issues.push(ProvisioningIssue::new("role_not_found", Some("role"), format!("no role named {name:?}")))
+                issues.push(ProvisioningIssue::on(IssueCode::RoleNotFound, "role", format!("no role named {name:?}")))
             }
         },
     }
@@ -308,9 +308,9 @@ fn upsert_user(
             || seat_outcome.plan.calling_plan.is_some()
             || seat_outcome.needs_extension);
     if super::phone::touches_phone(&ex.phone) && !home.phone_enabled {
-        issues.push(ProvisioningIssue::new(
-            "phone_not_enabled",
-            Some("phone"),
+        issues.push(ProvisioningIssue::on(
+            IssueCode::PhoneNotEnabled,
+            "phone",
             "phone is not enabled on this account; the phone fields were ignored",
         ));
     }
@@ -524,9 +524,9 @@ fn merge_desired(
 ) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
     if ex.user_type.is_none() {
         ex.user_type = match desired.user_type {
-            Desired::Set(t) => Some(t),
-            Desired::Clear => Some(UserTier::Basic),
-            Desired::Keep => None,
+            Field::Set(t) => Some(t),
+            Field::Clear => Some(UserTier::Basic),
+            Field::Keep => None,
         };
     }
     if ex.addons.is_none() {
@@ -537,45 +537,33 @@ fn merge_desired(
     if placed {
         return None;
     }
-    let text = |slot: &mut Field<String>, d: Desired<String>| {
+    fn fill<T>(slot: &mut Field<T>, derived: Field<T>) {
         if slot.is_keep() {
-            *slot = match d {
-                Desired::Set(v) => Field::Set(v),
-                Desired::Clear => Field::Clear,
-                Desired::Keep => Field::Keep,
-            };
+            *slot = derived;
         }
-    };
+    }
+    let text = fill::<String>;
     text(&mut ex.department, desired.department);
     text(&mut ex.job_title, desired.job_title);
     if ex.role.is_none() && ex.custom_role.is_keep() {
         match desired.role {
-            Desired::Set(r) => match BaseRole::parse(&r) {
+            Field::Set(r) => match BaseRole::parse(&r) {
                 Some(BaseRole::Owner) => {}
                 Some(base) => ex.role = Some(base),
                 None => ex.custom_role = Field::Set(r),
             },
-            Desired::Clear => ex.custom_role = Field::Clear,
-            Desired::Keep => {}
+            Field::Clear => ex.custom_role = Field::Clear,
+            Field::Keep => {}
         }
     }
     text(&mut ex.phone.site, desired.phone_site);
-    if ex.phone.extension.is_keep() {
-        ex.phone.extension = match desired.phone_extension {
-            Desired::Set(ExtensionRequest::NextFree) => Field::Set(0),
-            Desired::Set(ExtensionRequest::Exact(n)) => Field::Set(n),
-            Desired::Clear => Field::Clear,
-            Desired::Keep => Field::Keep,
-        };
-    }
+    let extension = desired.phone_extension.map(|e| match e {
+        ExtensionRequest::NextFree => 0,
+        ExtensionRequest::Exact(n) => n,
+    });
+    fill(&mut ex.phone.extension, extension);
     text(&mut ex.phone.number, desired.phone_number);
-    if ex.phone.calling_plan.is_keep() {
-        ex.phone.calling_plan = match desired.calling_plan {
-            Desired::Set(p) => Field::Set(p),
-            Desired::Clear => Field::Clear,
-            Desired::Keep => Field::Keep,
-        };
-    }
+    fill(&mut ex.phone.calling_plan, desired.calling_plan);
     if ex.phone.roles.is_none() {
         if let MultiDesired::Set(roles) = desired.phone_roles {
             ex.phone.roles = Some(roles.iter().map(|r| r.to_string()).collect());

@@ -10,13 +10,11 @@ use crate::store::{Db, DbConn};
 /// writers waiting only briefly.
 pub const IMPORT_BATCH: usize = 1000;
 
-/// Feeds `items` to `apply` in batches, each in one write transaction (or a plain read when
-/// `read_only`, for dry runs). Items that failed to parse go to `on_invalid`. `progress` hears
-/// the number of items read after every batch.
+/// Feeds `items` to `apply` in batches, each in one write transaction. Items that failed to
+/// parse go to `on_invalid`. `progress` hears the number of items read after every batch.
 pub fn apply_in_batches<T, E, R>(
     db: &Db,
     items: impl IntoIterator<Item = Result<T, E>>,
-    read_only: bool,
     report: &mut R,
     mut on_invalid: impl FnMut(&mut R, E),
     mut apply: impl FnMut(&mut DbConn, &mut R, &[T]) -> AppResult<()>,
@@ -28,12 +26,7 @@ pub fn apply_in_batches<T, E, R>(
         if batch.is_empty() {
             return Ok(());
         }
-        let run = |c: &mut DbConn| apply(c, report, batch);
-        if read_only {
-            db.read_blocking(run)?;
-        } else {
-            db.write_blocking::<_, AppError, _>(run)?;
-        }
+        db.write_blocking::<_, AppError, _>(|c: &mut DbConn| apply(c, report, batch))?;
         batch.clear();
         Ok(())
     };

@@ -1,26 +1,19 @@
 //! Phone administration: sites, the number pool and the bulk phone CSV. Per-user phone
 //! changes (the CSV's rows included) go through the provisioning pipeline.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::catalog::{CallingPlan, Product};
-use crate::domain::phone::{
-    did_capacity, normalize_e164, DidAllowance, ExtensionPlan, ExtensionRequest, PhoneLicensing, SiteCode,
-};
-use crate::domain::phone_csv::{
-    self, ChangeAction, ImportMode, MacAddress, OutboundCallerId, PhoneCsvReader, PhoneCsvRow, PhonePlanState,
-};
+use crate::domain::catalog::Product;
+use crate::domain::phone::{did_capacity, normalize_e164, DidAllowance, ExtensionPlan, PhoneLicensing, SiteCode};
+use crate::domain::phone_csv::{self, ImportMode, PhoneCsvReader, PhoneCsvRow};
 use crate::domain::users::RowError;
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
-use crate::provisioning::{
-    self, Actor, DeskPhone, Env, Field, IdentityChange, Operation, PhoneFields, Shortage, Source,
-};
-use crate::store::models::{AccountRow, PhoneSiteRow, UserPhoneRow};
+use crate::provisioning::{self, Actor, DeskPhone, Env, Field, IdentityChange, Operation, Shortage, Source};
+use crate::store::models::{AccountRow, PhoneSiteRow};
 use crate::store::{self, Db, DbConn};
 
 /// The main site every phone-enabled account has.
@@ -249,11 +242,12 @@ pub fn remove_number(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str,
 // Bulk phone CSV
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PhoneImportReport {
     pub mode: String,
     pub dry_run: bool,
     pub rows: u64,
+    /// Rows whose user changed.
     pub applied: u64,
     /// Users the file named that did not exist yet (created as pending invitations).
     pub created: u64,
@@ -261,12 +255,18 @@ pub struct PhoneImportReport {
     pub failed: Vec<RowError>,
     /// Header cells that are not phone CSV columns (skipped).
     pub ignored_columns: Vec<String>,
-    /// Every change, per row, removals first (always filled in a dry run; otherwise only
-    /// rows with issues are listed, with their issues).
+    /// Every row that changed something or met an issue, with its changes (removals first)
+    /// and issues — the same in a dry run and in the import itself. At most
+    /// [`MAX_REPORTED_ROWS`] rows are listed.
     pub changes: Vec<RowPlan>,
+    /// More rows changed than are listed.
+    pub changes_truncated: bool,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// Rows listed in an import report's `changes` (the counts cover every row).
+pub const MAX_REPORTED_ROWS: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RowPlan {
     pub line: u64,
     pub email: String,
@@ -274,148 +274,7 @@ pub struct RowPlan {
     pub issues: Vec<provisioning::ProvisioningIssue>,
 }
 
-fn csv_field<T: Clone, U>(f: &phone_csv::Field<T>, mode: ImportMode, map: impl Fn(&T) -> U) -> Field<U> {
-    match (f, mode) {
-        (phone_csv::Field::Value(v), _) => Field::Set(map(v)),
-        (_, ImportMode::Merge) => Field::Keep,
-        (phone_csv::Field::Absent, ImportMode::Replace) | (phone_csv::Field::Empty, ImportMode::Replace) => {
-            Field::Clear
-        }
-    }
-}
-
-/// The phone fields one CSV row asks for, under a mode.
-fn row_fields(row: &PhoneCsvRow, mode: ImportMode, current_desk: &[DeskPhone]) -> Result<PhoneFields, RowError> {
-    let err = |column: &str, message: String| RowError { line: row.line, column: Some(column.into()), message };
-    let site = match (&row.site_code, &row.site_name) {
-        (phone_csv::Field::Value(code), _) => Field::Set(code.as_str().to_owned()),
-        (_, phone_csv::Field::Value(name)) => Field::Set(name.clone()),
-        _ if mode == ImportMode::Replace => Field::Clear,
-        _ => Field::Keep,
-    };
-    let number = match &row.phone_numbers {
-        phone_csv::Field::Value(set) if set.len() > 1 => {
-            return Err(err("Phone Number", format!("{} numbers given; a user holds one direct number", set.len())))
-        }
-        other => csv_field(other, mode, |set: &BTreeSet<String>| set.iter().next().cloned().unwrap_or_default()),
-    };
-    let number = match number {
-        Field::Set(n) if n.is_empty() => Field::Keep,
-        other => other,
-    };
-    let desk_phones = if row.desk_phones.is_empty() {
-        (mode == ImportMode::Replace).then(Vec::new)
-    } else {
-        let mut list: BTreeMap<u8, DeskPhone> = if mode == ImportMode::Merge {
-            current_desk.iter().map(|d| (d.slot, d.clone())).collect()
-        } else {
-            BTreeMap::new()
-        };
-        for cols in &row.desk_phones {
-            let value = |f: &phone_csv::Field<String>| match f {
-                phone_csv::Field::Value(v) => Some(v.clone()),
-                _ => None,
-            };
-            match &cols.mac {
-                phone_csv::Field::Value(mac) => {
-                    let mac = mac_text(mac);
-                    list.retain(|_, d| d.mac_address != mac);
-                    list.insert(
-                        cols.slot,
-                        DeskPhone {
-                            slot: cols.slot,
-                            brand: value(&cols.brand),
-                            model: value(&cols.model),
-                            mac_address: mac,
-                            provision_template: value(&cols.provision_template),
-                        },
-                    );
-                }
-                _ if mode == ImportMode::Replace => {
-                    list.remove(&cols.slot);
-                }
-                _ => {}
-            }
-        }
-        Some(list.into_values().collect())
-    };
-    Ok(PhoneFields {
-        site,
-        extension: csv_field(&row.extension, mode, |e: &ExtensionRequest| match e {
-            ExtensionRequest::NextFree => 0,
-            ExtensionRequest::Exact(n) => *n,
-        }),
-        number,
-        calling_plan: csv_field(&row.calling_plan, mode, |p: &CallingPlan| *p),
-        roles: None,
-        outbound_caller_id: csv_field(&row.outbound_caller_id, mode, |c: &OutboundCallerId| match c {
-            OutboundCallerId::Number(n) => n.clone(),
-            OutboundCallerId::Hidden => "hidden".to_owned(),
-        }),
-        sms_enabled: csv_field(&row.sms, mode, |b: &bool| *b),
-        status: csv_field(&row.status, mode, |s: &phone_csv::UserStatus| s.to_string()),
-        package: csv_field(&row.package, mode, |p: &String| p.clone()),
-        user_template: csv_field(&row.user_template, mode, |p: &String| p.clone()),
-        allow_caller_id_change: csv_field(&row.allow_caller_id_change, mode, |b: &bool| *b),
-        desk_phones,
-    })
-}
-
-fn mac_text(mac: &MacAddress) -> String {
-    mac.to_string()
-}
-
-/// The current phone profile in the planner's terms.
-fn plan_state(
-    conn: &mut DbConn,
-    account: &str,
-    phone: Option<&UserPhoneRow>,
-    desk: &[DeskPhone],
-) -> AppResult<PhonePlanState> {
-    let mut state = PhonePlanState::default();
-    if let Some(p) = phone {
-        if let Some(site_id) = &p.site_id {
-            if let Some(site) = store::phone::site(conn, account, site_id)? {
-                state.site_code = site.site_code.parse().ok();
-                state.site_name = Some(site.name);
-            }
-        }
-        state.package = p.phone_package.clone();
-        state.user_template = p.user_template.clone();
-        state.extension = p.extension.and_then(|e| u32::try_from(e).ok());
-        state.phone_numbers = p.phone_number.iter().cloned().collect();
-        state.calling_plan = p.calling_plan.as_deref().and_then(|c| c.parse().ok());
-        state.outbound_caller_id = p.outbound_caller_id.as_deref().map(|c| {
-            if c == "hidden" {
-                OutboundCallerId::Hidden
-            } else {
-                OutboundCallerId::Number(c.to_owned())
-            }
-        });
-        state.allow_caller_id_change = p.allow_caller_id_change;
-        state.sms = p.sms_enabled;
-        state.status = match p.phone_status.as_deref() {
-            Some("active") => Some(phone_csv::UserStatus::Active),
-            Some("inactive") => Some(phone_csv::UserStatus::Inactive),
-            _ => None,
-        };
-    }
-    for d in desk {
-        if let Ok(mac) = d.mac_address.parse::<MacAddress>() {
-            state.desk_phones.insert(
-                mac,
-                phone_csv::DeskPhone {
-                    brand: d.brand.clone(),
-                    model: d.model.clone(),
-                    provision_template: d.provision_template.clone(),
-                },
-            );
-        }
-    }
-    Ok(state)
-}
-
-/// A change the pipeline applied, in the dry run's notation (`-` removed, `+` added, `~` set).
+/// A change the pipeline applied, in the report's notation (`-` removed, `+` added, `~` set).
 fn describe_change(c: &provisioning::FieldChange) -> String {
     match (&c.from, &c.to) {
         (Some(from), None) => format!("- {}: {from}", c.field),
@@ -438,6 +297,8 @@ fn desk_of(conn: &mut DbConn, user: &str) -> AppResult<Vec<DeskPhone>> {
         .collect())
 }
 
+/// Applies one row through the pipeline in its own savepoint (a bad row fails alone) and
+/// records what happened in the report.
 fn import_row(
     conn: &mut DbConn,
     env: &Env,
@@ -445,62 +306,56 @@ fn import_row(
     actor: &Actor,
     row: &PhoneCsvRow,
     mode: ImportMode,
-    dry_run: bool,
     report: &mut PhoneImportReport,
 ) {
     let result = diesel::Connection::transaction::<_, AppError, _>(conn, |c| {
         let user = store::users::find_by_email(c, &row.email)?;
-        let (phone, desk) = match &user {
-            Some(u) if u.account_id == account => (store::users::phone(c, &u.id)?, desk_of(c, &u.id)?),
+        let desk = match &user {
+            Some(u) if u.account_id == account => desk_of(c, &u.id)?,
             Some(_) => return Err(AppError::taken("email_taken", format!("{} belongs to another account", row.email))),
-            None => (None, Vec::new()),
+            None => Vec::new(),
         };
-        let fields = row_fields(row, mode, &desk).map_err(|e| AppError::bad_request("invalid_row", e.message))?;
-        if dry_run {
-            let state = plan_state(c, account, phone.as_ref(), &desk)?;
-            let mut planned = phone_csv::plan_phone_change(&state, row, mode);
-            planned.sort_by_key(|ch| ch.action != ChangeAction::Remove);
-            let lines: Vec<String> = planned.iter().map(|ch| ch.to_string()).collect();
-            if user.is_none() {
-                report.created += 1;
-            }
-            report.changes.push(RowPlan {
-                line: row.line,
-                email: row.email.clone(),
-                changes: lines,
-                issues: Vec::new(),
-            });
-            return Ok(());
-        }
+        let fields =
+            phone_csv::row_fields(row, mode, &desk).map_err(|e| AppError::bad_request("invalid_row", e.message))?;
         let mut change = IdentityChange::new(account, Source::Csv, actor.clone(), Operation::Upsert);
         change.explicit.email = Field::Set(row.email.clone());
         change.explicit.phone = fields;
         change.shortage = Shortage::Report;
         change.invite = true;
         change.prefetched_user = Some(user);
-        let applied = provisioning::run(c, env, change)?;
-        let o = applied.outcome;
-        if o.created {
-            report.created += 1;
-        }
-        if o.changes.is_empty() {
-            report.unchanged += 1;
-        } else {
-            report.applied += 1;
-        }
-        if !o.issues.is_empty() {
-            let lines = o.changes.iter().map(describe_change).collect();
-            report.changes.push(RowPlan { line: row.line, email: row.email.clone(), changes: lines, issues: o.issues });
-        }
-        Ok(())
+        Ok(provisioning::run(c, env, change)?.outcome)
     });
-    if let Err(e) = result {
-        report.failed.push(RowError { line: row.line, column: None, message: e.public_message() });
+    let o = match result {
+        Ok(o) => o,
+        Err(e) => {
+            report.failed.push(RowError { line: row.line, column: None, message: e.public_message() });
+            return;
+        }
+    };
+    if o.created {
+        report.created += 1;
+    }
+    if o.changes.is_empty() {
+        report.unchanged += 1;
+    } else {
+        report.applied += 1;
+    }
+    if !o.changes.is_empty() || !o.issues.is_empty() {
+        if report.changes.len() >= MAX_REPORTED_ROWS {
+            report.changes_truncated = true;
+            return;
+        }
+        let mut lines: Vec<String> = o.changes.iter().map(describe_change).collect();
+        lines.sort_by_key(|l| !l.starts_with('-'));
+        report.changes.push(RowPlan { line: row.line, email: row.email.clone(), changes: lines, issues: o.issues });
     }
 }
 
-/// Streams a phone CSV into the account, in batches of [`PHONE_IMPORT_BATCH`] rows per
-/// transaction. A dry run plans every row and writes nothing.
+/// Streams a phone CSV into the account, in batches of rows per transaction. A dry run runs
+/// every batch through the same pipeline in a savepoint it rolls back: it reports exactly
+/// what the import would do (within a batch, later rows see earlier rows' effects; across
+/// batches of `IMPORT_BATCH` rows they do not) and writes nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn import_csv<R: Read>(
     db: &Db,
     env_at: impl Fn() -> Env,
@@ -512,19 +367,11 @@ pub fn import_csv<R: Read>(
     mut progress: impl FnMut(u64),
 ) -> AppResult<PhoneImportReport> {
     db.read_blocking(|c| require_phone(c, account))?;
-    let mut report = PhoneImportReport {
-        mode: match mode {
-            ImportMode::Merge => "merge".into(),
-            ImportMode::Replace => "replace".into(),
-        },
-        dry_run,
-        ..PhoneImportReport::default()
-    };
+    let mut report = PhoneImportReport { mode: mode.as_str().into(), dry_run, ..PhoneImportReport::default() };
     let reader = match PhoneCsvReader::new(input) {
         Ok(r) => r,
         Err(errors) => {
-            report.failed =
-                errors.into_iter().map(|e| RowError { line: e.line, column: e.column, message: e.message }).collect();
+            report.failed = errors;
             return Ok(report);
         }
     };
@@ -532,21 +379,21 @@ pub fn import_csv<R: Read>(
     report.rows = super::batch::apply_in_batches(
         db,
         reader,
-        dry_run,
         &mut report,
-        |report, errors| {
-            report.failed.extend(errors.into_iter().map(|e| RowError {
-                line: e.line,
-                column: e.column,
-                message: e.message,
-            }))
-        },
+        |report, errors| report.failed.extend(errors),
         |c, report, rows| {
             let env = env_at();
-            for row in rows {
-                import_row(c, &env, account, actor, row, mode, dry_run, report);
+            let mut apply = |c: &mut DbConn| {
+                for row in rows {
+                    import_row(c, &env, account, actor, row, mode, report);
+                }
+                Ok(())
+            };
+            if dry_run {
+                store::in_rolled_back_savepoint(c, apply)
+            } else {
+                apply(c)
             }
-            Ok(())
         },
         &mut progress,
     )?;

@@ -471,7 +471,6 @@ pub fn import_csv<R: Read>(
     report.rows = super::batch::apply_in_batches(
         db,
         read_user_csv(input),
-        false,
         &mut report,
         |report, e| report.failed.push(e),
         |c, report, rows| {

@@ -135,6 +135,21 @@ where
     }
 }
 
+/// Runs `f` inside a savepoint of the current transaction and rolls it back whatever `f`
+/// returns: a dry run of writes (the pipeline runs for real, nothing stays).
+pub fn in_rolled_back_savepoint<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction(c)?,
+        DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    let out = f(conn);
+    rollback(conn)?;
+    out
+}
+
 fn begin_write_sqlite(c: &mut SqliteConnection) -> Result<(), DieselError> {
     AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
 }
