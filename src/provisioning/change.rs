@@ -80,6 +80,9 @@ pub struct ExplicitFields {
     pub phone: PhoneFields,
     /// Record a sign-in (SAML).
     pub login: bool,
+    /// The person accepts their invitation (the invitation link, or signing in through the
+    /// account's IdP): a pending user becomes active. An IdP merely saying "active" does not.
+    pub accepts_invitation: bool,
 }
 
 /// What the change does to whom.

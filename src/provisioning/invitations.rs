@@ -3,12 +3,13 @@
 
 use chrono::Duration;
 
+use super::change::{Actor, Source};
 use super::pipeline::Env;
 use crate::clock::to_utc;
-use crate::domain::users::{invitation_expired, invitation_expiry, UserStatus, INVITATION_TTL_DAYS};
+use crate::domain::users::{invitation_expiry, UserStatus, INVITATION_TTL_DAYS};
 use crate::error::{AppError, AppResult};
 use crate::secrets::{hash_secret, new_secret};
-use crate::store::models::{AccountRow, InvitationRow, NewAudit, NewMail, UserRow};
+use crate::store::models::{AccountRow, InvitationRow, NewMail, UserRow};
 use crate::store::{self, DbConn};
 
 fn mail(env: &Env, account: &AccountRow, email: &str, token: &str) -> NewMail {
@@ -48,7 +49,7 @@ pub fn create(conn: &mut DbConn, env: &Env, account: &AccountRow, user: &UserRow
 }
 
 /// Sends a pending user's invitation again with a fresh token and a new 30-day window.
-pub fn resend(conn: &mut DbConn, env: &Env, account: &AccountRow, user_id: &str, actor: &str) -> AppResult<String> {
+pub fn resend(conn: &mut DbConn, env: &Env, account: &AccountRow, user_id: &str, actor: &Actor) -> AppResult<String> {
     let user = store::users::find(conn, &account.id, user_id)?.ok_or(AppError::not_found("user"))?;
     if user.status != UserStatus::Pending {
         return Err(AppError::conflict("not_pending", "the user has already accepted the invitation"));
@@ -64,47 +65,7 @@ pub fn resend(conn: &mut DbConn, env: &Env, account: &AccountRow, user_id: &str,
         }
     }
     store::audit::queue_mail(conn, &mail(env, account, &email, &token))?;
-    store::audit::record(
-        conn,
-        &NewAudit {
-            account_id: Some(account.id.clone()),
-            actor: actor.to_owned(),
-            source: "api".into(),
-            action: "invitation.resent".into(),
-            target: Some(user.id.clone()),
-            detail: serde_json::json!({ "email": email }).to_string(),
-            created_at: env.now,
-        },
-    )?;
+    let detail = serde_json::json!({ "email": email });
+    super::audit::record(conn, env, &account.id, actor, Source::Api, "invitation.resent", Some(&user.id), detail)?;
     Ok(token)
-}
-
-/// Accepts an invitation: the user becomes active. Expired invitations are refused (410).
-pub fn accept(conn: &mut DbConn, env: &Env, token: &str) -> AppResult<UserRow> {
-    let inv = store::users::invitation_by_hash(conn, &hash_secret(token))?.ok_or(AppError::not_found("invitation"))?;
-    if invitation_expired(to_utc(inv.expires_at), to_utc(env.now)) {
-        return Err(AppError::Gone {
-            code: "invitation_expired",
-            message: "the invitation has expired; ask an administrator to send it again".into(),
-        });
-    }
-    let mut user = store::users::find_any(conn, &inv.user_id)?.ok_or(AppError::not_found("user"))?;
-    user.status = UserStatus::Active;
-    user.version += 1;
-    user.updated_at = env.now;
-    store::users::update(conn, &user, None)?;
-    store::users::delete_invitation(conn, &inv.id)?;
-    store::audit::record(
-        conn,
-        &NewAudit {
-            account_id: Some(inv.account_id.clone()),
-            actor: format!("user:{}", user.id),
-            source: "api".into(),
-            action: "invitation.accepted".into(),
-            target: Some(user.id.clone()),
-            detail: "{}".into(),
-            created_at: env.now,
-        },
-    )?;
-    Ok(user)
 }

@@ -1,9 +1,9 @@
 //! The account's mapping rules, compiled once per version and shared by every change.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::cache::TtlCache;
 use crate::domain::mapping::CompiledMapping;
 use crate::error::{AppError, AppResult};
 use crate::store::{self, DbConn};
@@ -13,35 +13,36 @@ use crate::store::{self, DbConn};
 /// them up within this window.
 pub const RECHECK_AFTER: Duration = Duration::from_secs(2);
 
+/// A compiled rule set and the version it was compiled from.
+#[derive(Clone)]
 struct Cached {
     version: i64,
     compiled: Option<Arc<CompiledMapping>>,
-    checked: Instant,
 }
 
-#[derive(Default)]
-pub struct MappingCache {
-    map: RwLock<HashMap<String, Cached>>,
+pub struct MappingCache(TtlCache<String, Cached>);
+
+impl Default for MappingCache {
+    fn default() -> Self {
+        MappingCache(TtlCache::new(RECHECK_AFTER, 100_000))
+    }
 }
 
 impl MappingCache {
     /// The account's compiled rules, if it has any. Costs one primary-key lookup (the
-    /// version) when the cached copy is current.
+    /// version) when the cached copy is older than [`RECHECK_AFTER`].
     pub fn get(&self, conn: &mut DbConn, account: &str) -> AppResult<Option<Arc<CompiledMapping>>> {
-        if let Ok(map) = self.map.read() {
-            if let Some(c) = map.get(account) {
-                if c.checked.elapsed() < RECHECK_AFTER {
-                    return Ok(c.compiled.clone());
-                }
+        let cached = self.0.get_with_age(account);
+        if let Some((c, age)) = &cached {
+            if *age < RECHECK_AFTER {
+                return Ok(c.compiled.clone());
             }
         }
         let version = store::mapping::version(conn, account)?.unwrap_or(0);
-        if let Ok(mut map) = self.map.write() {
-            if let Some(c) = map.get_mut(account) {
-                if c.version == version {
-                    c.checked = Instant::now();
-                    return Ok(c.compiled.clone());
-                }
+        if let Some((c, _)) = cached {
+            if c.version == version {
+                self.0.put(account.to_owned(), c.clone());
+                return Ok(c.compiled);
             }
         }
         let compiled = match store::mapping::get(conn, account)? {
@@ -59,11 +60,6 @@ impl MappingCache {
 
     /// Replaces the cached rules of an account (after they were set through this process).
     pub fn remember(&self, account: &str, version: i64, compiled: Option<Arc<CompiledMapping>>) {
-        if let Ok(mut map) = self.map.write() {
-            if map.len() > 100_000 {
-                map.clear();
-            }
-            map.insert(account.to_owned(), Cached { version, compiled, checked: Instant::now() });
-        }
+        self.0.put(account.to_owned(), Cached { version, compiled });
     }
 }

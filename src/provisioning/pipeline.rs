@@ -198,10 +198,13 @@ fn upsert_user(
     if let Some(role) = ex.role {
         let from = user.role;
         if created && role == BaseRole::Owner {
-            // The owner is created with the account, never through a user change.
-            return Err(AppError::conflict("owner_role", "an account has exactly one owner"));
+            // The owner is the account's first user, created with the account; never later.
+            if store::users::owner(conn, &home.id)?.is_some() {
+                return Err(AppError::conflict("owner_role", "an account has exactly one owner"));
+            }
+        } else {
+            check_role_change(change.actor.role, from, role)?;
         }
-        check_role_change(change.actor.role, from, role)?;
         set_text(&mut changes, "role", &mut user.role, role);
     }
     match &ex.custom_role {
@@ -224,9 +227,13 @@ fn upsert_user(
         let current = user.status;
         let next = match (current, s) {
             // A pending invitation stays pending until the person accepts it: the
-            // invitation link, or signing in through the account's IdP (`login`). An IdP
+            // invitation link, or signing in through the account's IdP (`accepts_invitation`). An IdP
             // merely saying "active" is not acceptance. Deactivation still applies.
-            (UserStatus::Pending, UserStatus::Active) if !ex.login => UserStatus::Pending,
+            (UserStatus::Pending, UserStatus::Active) if !ex.accepts_invitation => UserStatus::Pending,
+            // Accepting an invitation never reactivates a deactivated user.
+            (UserStatus::Inactive, UserStatus::Active) if ex.accepts_invitation => {
+                return Err(AppError::conflict("user_inactive", "the user is deactivated; an administrator must reactivate them"));
+            }
             (UserStatus::Pending, UserStatus::Active) => {
                 invitation_accepted = true;
                 UserStatus::Active

@@ -111,6 +111,7 @@ pub fn login_change(account: &str, login: &VerifiedLogin) -> Result<IdentityChan
     let ex = &mut change.explicit;
     ex.email = Field::Set(email);
     ex.login = true;
+    ex.accepts_invitation = true;
     let set = |names: &[&str]| first(login, names).map(|v| Field::Set(v.to_owned())).unwrap_or(Field::Keep);
     ex.given_name = set(GIVEN_NAME_ATTRIBUTES);
     ex.family_name = set(FAMILY_NAME_ATTRIBUTES);

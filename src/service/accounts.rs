@@ -10,7 +10,9 @@ use crate::domain::accounts::{
 use crate::domain::catalog::UserTier;
 use crate::domain::users::{BaseRole, UserStatus};
 use crate::error::{AppError, AppResult};
-use crate::provisioning::{self, audit, Actor, Env, ExplicitFields, IdentityChange, Operation, Shortage, Source};
+use crate::provisioning::{
+    self, audit, Actor, Env, ExplicitFields, Field, IdentityChange, Operation, Shortage, Source,
+};
 use crate::store::models::{AccountRow, UserRow};
 use crate::store::{self, DbConn};
 
@@ -132,35 +134,18 @@ pub fn create(
     store::accounts::insert(conn, &row)
         .map_err(AppError::on_unique("vanity_taken", "that vanity name belongs to another account"))?;
     store::licenses::create_pools(conn, &row.id)?;
-    let owner = UserRow {
-        id: crate::secrets::new_id(),
-        account_id: row.id.clone(),
-        email: Some(owner_email.clone()),
-        user_name: owner_email.clone(),
-        user_name_lower: owner_email.clone(),
-        external_id: None,
-        display_name: None,
-        display_name_lower: None,
-        given_name: new.owner_first_name.clone(),
-        family_name: new.owner_last_name.clone(),
-        department: None,
-        job_title: None,
-        user_type: UserTier::Basic.as_str().into(),
-        role: BaseRole::Owner,
-        custom_role_id: None,
-        status: UserStatus::Active,
-        addons: String::new(),
-        seats: String::new(),
-        scim: "{}".into(),
-        provisioning_issues: "[]".into(),
-        last_source: source.as_str().into(),
-        version: 1,
-        created_at: env.now,
-        updated_at: env.now,
-        last_login_at: None,
+    // The owner is the account's first user, created through the pipeline like any other.
+    let mut change = IdentityChange::new(row.id.clone(), source, actor.clone(), Operation::Create);
+    change.shortage = Shortage::Refuse;
+    change.explicit = ExplicitFields {
+        email: Field::Set(owner_email.clone()),
+        given_name: Field::from_option(new.owner_first_name.clone()),
+        family_name: Field::from_option(new.owner_last_name.clone()),
+        role: Some(BaseRole::Owner),
+        status: Some(UserStatus::Active),
+        ..ExplicitFields::default()
     };
-    store::users::insert(conn, &owner)?;
-    store::users::replace_emails(conn, &owner.id, &row.id, std::slice::from_ref(&owner_email))?;
+    let owner = provisioning::run(conn, env, change)?.user.ok_or(AppError::not_found("account owner"))?;
     let detail = serde_json::json!({ "name": row.name, "owner": owner_email, "parent": row.parent_id, "is_master": row.is_master });
     audit::record(conn, env, &row.id, actor, source, "account.created", Some(&row.id), detail.clone())?;
     if let Some(p) = &row.parent_id {

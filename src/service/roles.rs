@@ -43,7 +43,7 @@ fn validate(input: &RoleInput) -> AppResult<(String, String)> {
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::bad_request("invalid_name", "a role name is 1 to 100 characters"));
     }
-    if ["owner", "admin", "member"].contains(&name.to_lowercase().as_str()) {
+    if crate::domain::users::BaseRole::parse(name).is_some() {
         return Err(AppError::bad_request("invalid_name", "owner, admin and member are built-in roles"));
     }
     let mut perms = Vec::new();

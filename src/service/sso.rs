@@ -8,7 +8,11 @@
 //! `remove_certificate` of the old one); removing the last one is refused.
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::cache::TtlCache;
 
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
@@ -437,62 +441,48 @@ pub struct AccountSso {
 /// within this window.
 pub const SSO_RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
-struct CachedSso {
-    value: Option<std::sync::Arc<AccountSso>>,
-    checked: std::time::Instant,
-}
-
 /// Loaded configurations by the URL's account key (id or vanity name): parsing the IdP
-/// certificates on every login cost more than the database reads around it.
-#[derive(Default)]
-pub struct SsoCache {
-    map: std::sync::RwLock<std::collections::HashMap<String, CachedSso>>,
+/// certificates on every login cost more than the database reads around it. `None` is a
+/// cached "not configured".
+pub struct SsoCache(TtlCache<String, Option<Arc<AccountSso>>>);
+
+impl Default for SsoCache {
+    fn default() -> Self {
+        SsoCache(TtlCache::new(SSO_RECHECK_AFTER, 100_000))
+    }
 }
 
 impl SsoCache {
     /// The fresh cached entry for `key`: `Some(None)` is a cached "not configured".
-    pub fn fresh(&self, key: &str) -> Option<Option<std::sync::Arc<AccountSso>>> {
-        let map = self.map.read().ok()?;
-        let c = map.get(key)?;
-        (c.checked.elapsed() < SSO_RECHECK_AFTER).then(|| c.value.clone())
+    pub fn fresh(&self, key: &str) -> Option<Option<Arc<AccountSso>>> {
+        self.0.get(key)
     }
 
     /// Loads (or reuses, when `updated_at` has not moved) the configuration behind `key`.
-    pub fn load(&self, conn: &mut DbConn, key: &str) -> AppResult<Option<std::sync::Arc<AccountSso>>> {
+    pub fn load(&self, conn: &mut DbConn, key: &str) -> AppResult<Option<Arc<AccountSso>>> {
         let Some(account) = store::accounts::find_by_id_or_vanity(conn, key)? else {
             return Err(AppError::not_found("account"));
         };
         let Some(row) = store::saml::config(conn, &account.id)? else {
-            self.put(key, None);
+            self.0.put(key.to_owned(), None);
             return Ok(None);
         };
-        let previous = self.map.read().ok().and_then(|m| m.get(key).and_then(|c| c.value.clone()));
+        let previous = self.0.get_with_age(key).and_then(|(v, _)| v);
         let value = match previous {
             Some(p) if p.account.id == account.id && p.sso.row.updated_at == row.updated_at => {
-                std::sync::Arc::new(AccountSso { account, sso: LoadedSso { row, ..p.sso.clone() } })
+                Arc::new(AccountSso { account, sso: LoadedSso { row, ..p.sso.clone() } })
             }
             _ => {
                 let sso = load(conn, &account.id)?.ok_or(AppError::not_found("SSO configuration"))?;
-                std::sync::Arc::new(AccountSso { account, sso })
+                Arc::new(AccountSso { account, sso })
             }
         };
-        self.put(key, Some(value.clone()));
+        self.0.put(key.to_owned(), Some(value.clone()));
         Ok(Some(value))
-    }
-
-    fn put(&self, key: &str, value: Option<std::sync::Arc<AccountSso>>) {
-        if let Ok(mut map) = self.map.write() {
-            if map.len() > 100_000 {
-                map.clear();
-            }
-            map.insert(key.to_owned(), CachedSso { value, checked: std::time::Instant::now() });
-        }
     }
 
     /// Forget everything (after a configuration change through this process).
     pub fn clear(&self) {
-        if let Ok(mut map) = self.map.write() {
-            map.clear();
-        }
+        self.0.clear();
     }
 }

@@ -560,3 +560,37 @@ pub fn purge_expired_invitations(conn: &mut DbConn, env: &Env) -> AppResult<usiz
     }
     Ok(n)
 }
+
+/// Accepts an invitation (its link or `POST /api/v1/invitations/accept`): the pending user
+/// becomes active, through the pipeline, with a version check. Expired invitations are
+/// refused (410); a user deactivated meanwhile is not reactivated by it (409).
+pub fn accept_invitation(conn: &mut DbConn, env: &Env, token: &str) -> AppResult<UserRow> {
+    let inv = store::users::invitation_by_hash(conn, &crate::secrets::hash_secret(token))?
+        .ok_or(AppError::not_found("invitation"))?;
+    if invitation_expired(to_utc(inv.expires_at), to_utc(env.now)) {
+        return Err(AppError::Gone {
+            code: "invitation_expired",
+            message: "the invitation has expired; ask an administrator to send it again".into(),
+        });
+    }
+    let user = store::users::find(conn, &inv.account_id, &inv.user_id)?.ok_or(AppError::not_found("invitation"))?;
+    let actor = Actor::system(format!("user:{}", user.id));
+    let op = Operation::Update { user_id: user.id.clone(), expected_version: Some(user.version) };
+    let mut change = IdentityChange::new(inv.account_id.clone(), Source::Api, actor.clone(), op);
+    change.shortage = Shortage::Refuse;
+    change.explicit.status = Some(UserStatus::Active);
+    change.explicit.accepts_invitation = true;
+    let applied = provisioning::run(conn, env, change)?;
+    let user = applied.user.ok_or(AppError::not_found("user"))?;
+    provisioning::audit::record(
+        conn,
+        env,
+        &inv.account_id,
+        &actor,
+        Source::Api,
+        "invitation.accepted",
+        Some(&user.id),
+        serde_json::json!({}),
+    )?;
+    Ok(user)
+}

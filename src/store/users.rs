@@ -78,7 +78,7 @@ pub fn owner(conn: &mut DbConn, account: &str) -> QueryResult<Option<UserRow>> {
     crate::with_backend!(conn, |c| {
         users::table
             .filter(users::account_id.eq(account))
-            .filter(users::role.eq("owner"))
+            .filter(users::role.eq(crate::domain::users::BaseRole::Owner))
             .select(UserRow::as_select())
             .first(c)
             .optional()

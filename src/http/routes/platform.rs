@@ -9,7 +9,7 @@ use crate::domain::accounts::Billing;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::OperatorCtx;
 use crate::http::AppState;
-use crate::provisioning::{invitations, Source};
+use crate::provisioning::Source;
 use crate::service::accounts::{self, AccountView, NewAccount};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -140,7 +140,7 @@ pub async fn accept_invitation(
     let view = state
         .db
         .write(move |c| {
-            let user = invitations::accept(c, &env, &token)?;
+            let user = crate::service::users::accept_invitation(c, &env, &token)?;
             Ok::<_, AppError>(crate::service::users::view(&user, None))
         })
         .await?;

@@ -175,7 +175,7 @@ pub async fn resend(
         .db
         .write(move |c| {
             let account = store::accounts::find(c, &ctx.account_id)?.ok_or(AppError::not_found("account"))?;
-            invitations::resend(c, &env, &account, &id, &ctx.actor.label)?;
+            invitations::resend(c, &env, &account, &id, &ctx.actor)?;
             let all = admin_users::invitations(c, &env, &ctx.account_id, 1000, 0)?;
             all.into_iter().find(|i| i.user_id == id).ok_or(AppError::not_found("invitation"))
         })
