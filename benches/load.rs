@@ -237,8 +237,8 @@ fn seed(server: &RunningServer, account: &str, n: usize) {
 
 /// Signs `n` responses for the account's ACS, in parallel; `user(i)` names the i-th user.
 fn sign_responses(entity_id: &str, acs: &str, n: usize, user: impl Fn(usize) -> String + Sync) -> Vec<String> {
-    use provisor::saml::test_idp::{IdpShape, ResponseSpec, SpecAttribute, TestIdp};
-    let idp = TestIdp::load_default().expect("idp-fixtures");
+    use provisor::saml::test_idp::{IdpShape, ResponseSpec, SpecAttribute};
+    let idp = provisor::testing::fixture_idp().expect("idp-fixtures");
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out = std::sync::Mutex::new(vec![String::new(); n]);
@@ -317,8 +317,7 @@ fn saml(backend: &str, logins: &[usize]) {
     let (_db, server, account, token) = server_with_account(backend, "admin");
     let client = reqwest::blocking::Client::new();
     let metadata =
-        std::fs::read_to_string(provisor::saml::test_idp::TestIdp::fixtures_dir().join("entra-metadata.xml"))
-            .expect("metadata");
+        std::fs::read_to_string(provisor::testing::fixtures_dir().join("entra-metadata.xml")).expect("metadata");
     let cfg: serde_json::Value = client
         .put(format!("{}/api/v1/sso", server.base))
         .bearer_auth(&token)
@@ -354,8 +353,8 @@ fn saml(backend: &str, logins: &[usize]) {
     let vcfg = loaded.validation_config(&urls);
     for threads in [1usize, 2] {
         let dur = std::time::Duration::from_secs(3);
-        let bare = provisor::saml::bench::bench_bare_verify(&value, &vcfg, threads, dur).expect("bare");
-        let full = provisor::saml::bench::bench_full_validate(&value, None, &vcfg, threads, dur).expect("full");
+        let bare = provisor::testing::saml_bench::bench_bare_verify(&value, &vcfg, threads, dur).expect("bare");
+        let full = provisor::testing::saml_bench::bench_full_validate(&value, None, &vcfg, threads, dur).expect("full");
         println!(
             "saml-floor     threads={threads} samael_parse_verify={:.0}/s provisor_validate={:.0}/s",
             bare.per_second, full.per_second

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fault;
 pub mod http;
 pub mod provisioning;
 pub mod saml;
@@ -19,4 +20,5 @@ pub mod scim;
 pub mod secrets;
 pub mod service;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -21,6 +21,7 @@ pub fn add_member(
     }
     store::groups::add_member(conn, group, user, env.now)?;
     store::groups::record_event(conn, account, group, user, "added", source.as_str(), env.now)?;
+    crate::fault::touched("membership");
     Ok(true)
 }
 
@@ -37,6 +38,7 @@ pub fn remove_member(
         return Ok(false);
     }
     store::groups::record_event(conn, account, group, user, "removed", source.as_str(), env.now)?;
+    crate::fault::touched("membership");
     Ok(true)
 }
 

@@ -46,6 +46,7 @@ pub struct Applied {
 }
 
 pub fn run(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Applied> {
+    crate::fault::touched("user");
     let account = store::accounts::find(conn, &change.account_id)?.ok_or(AppError::not_found("account"))?;
     match change.operation.clone() {
         Operation::Delete { user_id } => delete_user(conn, env, &account, &change, &user_id),
@@ -232,7 +233,10 @@ fn upsert_user(
             (UserStatus::Pending, UserStatus::Active) if !ex.accepts_invitation => UserStatus::Pending,
             // Accepting an invitation never reactivates a deactivated user.
             (UserStatus::Inactive, UserStatus::Active) if ex.accepts_invitation => {
-                return Err(AppError::conflict("user_inactive", "the user is deactivated; an administrator must reactivate them"));
+                return Err(AppError::conflict(
+                    "user_inactive",
+                    "the user is deactivated; an administrator must reactivate them",
+                ));
             }
             (UserStatus::Pending, UserStatus::Active) => {
                 invitation_accepted = true;

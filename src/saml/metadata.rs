@@ -252,17 +252,17 @@ impl SpMetadata {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::saml::test_idp::{IdpShape, SigningKey, TestIdp};
+    use crate::saml::test_idp::{IdpShape, SigningKey};
     use crate::saml::xml::name_id_format;
 
     fn fixture(shape: IdpShape) -> String {
         let file = shape.metadata_file().unwrap();
-        std::fs::read_to_string(TestIdp::fixtures_dir().join(file)).unwrap()
+        std::fs::read_to_string(crate::testing::fixtures_dir().join(file)).unwrap()
     }
 
     #[test]
     fn every_fixture_parses_with_both_rollover_certificates() {
-        let idp = TestIdp::load_default().unwrap();
+        let idp = crate::testing::fixture_idp().unwrap();
         let a = idp.certificate(SigningKey::IdpA).unwrap();
         let b = idp.certificate(SigningKey::IdpB).unwrap();
         for shape in [IdpShape::Okta, IdpShape::EntraId, IdpShape::Adfs] {
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn encryption_keys_are_never_signing_keys() {
-        let attacker = TestIdp::load_default().unwrap().certificate(SigningKey::Attacker).unwrap();
+        let attacker = crate::testing::fixture_idp().unwrap().certificate(SigningKey::Attacker).unwrap();
         let xml = fixture(IdpShape::Adfs);
         assert!(xml.contains(&attacker.to_base64()));
         let meta = IdpMetadata::parse(&xml).unwrap();
@@ -293,7 +293,7 @@ mod tests {
         let cfg = meta.validation_config("https://sp.example/saml", "https://sp.example/acs");
         let spec = ResponseSpec::new(IdpShape::EntraId, "https://sp.example/saml", "https://sp.example/acs")
             .in_response_to("_r1");
-        let b64 = TestIdp::load_default().unwrap().sign_response(&spec).unwrap();
+        let b64 = crate::testing::fixture_idp().unwrap().sign_response(&spec).unwrap();
         let input =
             AcsInput { saml_response: &b64, relay_state: None, outstanding_request: OutstandingRequest::Id("_r1") };
         validate_response(&input, &cfg, Utc::now()).unwrap();

@@ -37,16 +37,15 @@
 //! # Test IdP
 //!
 //! [`test_idp`] signs fresh responses in Okta, Entra ID and AD FS shapes with
-//! the test-only keys in `idp-fixtures/`; [`bench`](mod@bench) measures verification
-//! throughput.
+//! the test-only keys in `idp-fixtures/` (or keys given to `provisor test-idp`);
+//! `testing::saml_bench` (test support) measures verification throughput.
 
 pub mod adapter;
 pub mod authn_request;
-pub mod bench;
 pub mod certs;
 pub mod metadata;
 mod prescan;
-mod quiet;
+pub(crate) mod quiet;
 pub mod redirect;
 pub mod refusal;
 pub mod test_idp;

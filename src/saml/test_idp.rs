@@ -16,7 +16,7 @@
 //!
 //! THE KEYS ARE PUBLIC TEST MATERIAL. Nothing here is for production use.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -276,6 +276,34 @@ pub struct ResponseSpec {
 }
 
 impl ResponseSpec {
+    /// The same response for another person: the e-mail (and the UPN's, and the NameID
+    /// where it is an address) become `email`; given and family names follow its local part.
+    pub fn for_user(mut self, email: &str) -> Self {
+        let (local, _) = email.split_once('@').unwrap_or((email, ""));
+        let (given, family) = local.split_once('.').unwrap_or((local, ""));
+        let title = |w: &str| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        };
+        if self.name_id.contains('@') {
+            self.name_id = email.to_owned();
+        }
+        for a in &mut self.attributes {
+            for v in &mut a.values {
+                if v.contains("jane.doe@") {
+                    *v = email.to_owned();
+                } else if v == "CORP\\jane.doe" {
+                    *v = format!("CORP\\{local}");
+                } else if v == "Jane" {
+                    *v = title(given);
+                } else if v == "Doe" && !family.is_empty() {
+                    *v = title(family);
+                }
+            }
+        }
+        self
+    }
+
     /// A response the given SP accepts, in the look of `shape`.
     pub fn new(shape: IdpShape, sp_entity_id: &str, acs_url: &str) -> Self {
         let (name_id, name_id_format, attributes, signed) = match shape {
@@ -456,36 +484,36 @@ impl std::fmt::Debug for TestIdp {
     }
 }
 
+fn load_pair(key_path: &Path, cert_path: &Path) -> Result<LoadedKey, TestIdpError> {
+    let key_pem = read(key_path)?;
+    let cert_pem = read(cert_path)?;
+    let pkey: PKey<Private> =
+        PKey::private_key_from_pem(&key_pem).map_err(|e| TestIdpError::Key(format!("{}: {e}", key_path.display())))?;
+    let private_der = pkey.private_key_to_der().map_err(|e| TestIdpError::Key(e.to_string()))?;
+    let certificate = IdpCertificate::from_pem(&cert_pem)
+        .map_err(|e| TestIdpError::Key(format!("{}: {e}", cert_path.display())))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| TestIdpError::Key(format!("{}: no certificate in the file", cert_path.display())))?;
+    Ok(LoadedKey { private_der, certificate })
+}
+
 impl TestIdp {
-    /// `idp-fixtures/` of this source tree.
-    pub fn fixtures_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("idp-fixtures")
-    }
-
-    /// Loads the fixtures from [`TestIdp::fixtures_dir`].
-    pub fn load_default() -> Result<Self, TestIdpError> {
-        Self::load(&Self::fixtures_dir())
-    }
-
-    /// Loads `<stem>.key.pem` and `<stem>.crt.pem` for every [`SigningKey`] from `dir`.
+    /// Loads `<stem>.key.pem` and `<stem>.crt.pem` for every [`SigningKey`] from `dir`
+    /// (the layout of `idp-fixtures/`).
     pub fn load(dir: &Path) -> Result<Self, TestIdpError> {
         let mut keys = Vec::new();
         for key in SigningKey::ALL {
             let key_path = dir.join(format!("{}.key.pem", key.file_stem()));
             let cert_path = dir.join(format!("{}.crt.pem", key.file_stem()));
-            let key_pem = read(&key_path)?;
-            let cert_pem = read(&cert_path)?;
-            let pkey: PKey<Private> = PKey::private_key_from_pem(&key_pem)
-                .map_err(|e| TestIdpError::Key(format!("{}: {e}", key_path.display())))?;
-            let private_der = pkey.private_key_to_der().map_err(|e| TestIdpError::Key(e.to_string()))?;
-            let certificate = IdpCertificate::from_pem(&cert_pem)
-                .map_err(|e| TestIdpError::Key(format!("{}: {e}", cert_path.display())))?
-                .into_iter()
-                .next()
-                .ok_or_else(|| TestIdpError::Key("empty certificate file".to_string()))?;
-            keys.push((key, LoadedKey { private_der, certificate }));
+            keys.push((key, load_pair(&key_path, &cert_path)?));
         }
         Ok(Self { keys })
+    }
+
+    /// One key pair (PEM files) that signs as [`SigningKey::IdpA`].
+    pub fn from_key_pair(key_path: &Path, cert_path: &Path) -> Result<Self, TestIdpError> {
+        Ok(Self { keys: vec![(SigningKey::IdpA, load_pair(key_path, cert_path)?)] })
     }
 
     fn key(&self, which: SigningKey) -> Result<&LoadedKey, TestIdpError> {
@@ -807,79 +835,6 @@ fn response_xml(
     out
 }
 
-/// Command-line arguments of the test IdP, for a `provisor test-idp`-style
-/// subcommand (flatten into a clap command) or for [`run_cli`].
-#[derive(Debug, Clone, clap::Args)]
-pub struct TestIdpArgs {
-    /// Vendor look: okta, entra, adfs or generic.
-    #[arg(long, default_value = "okta")]
-    pub shape: String,
-    /// Our SP entity ID (the Audience).
-    #[arg(long)]
-    pub sp_entity_id: String,
-    /// Our ACS URL (Destination and Recipient).
-    #[arg(long)]
-    pub acs_url: String,
-    /// The AuthnRequest ID being answered; unsolicited when absent.
-    #[arg(long)]
-    pub in_response_to: Option<String>,
-    /// NameID value (the shape's default user when absent).
-    #[arg(long)]
-    pub name_id: Option<String>,
-    /// What to sign: none, assertion, response or both (shape default when absent).
-    #[arg(long)]
-    pub sign: Option<String>,
-    /// Signing key: idp-a, idp-b or attacker.
-    #[arg(long, default_value = "idp-a")]
-    pub key: String,
-    /// Use RSA-SHA1/SHA-1 (for downgrade tests).
-    #[arg(long)]
-    pub sha1: bool,
-    /// Print XML instead of base64.
-    #[arg(long)]
-    pub xml: bool,
-    /// Fixture directory (default: idp-fixtures of the source tree).
-    #[arg(long)]
-    pub fixtures: Option<PathBuf>,
-}
-
-/// Produces the response described by `args`: base64 (the form value), or
-/// XML with `--xml`.
-pub fn run_cli(args: &TestIdpArgs) -> Result<String, TestIdpError> {
-    let bad = |what: &str, value: &str| TestIdpError::Key(format!("unknown {what} {value:?}"));
-    let shape = IdpShape::from_name(&args.shape).ok_or_else(|| bad("shape", &args.shape))?;
-    let mut spec = ResponseSpec::new(shape, &args.sp_entity_id, &args.acs_url);
-    spec.in_response_to = args.in_response_to.clone();
-    if let Some(name_id) = &args.name_id {
-        spec.name_id = name_id.clone();
-    }
-    if let Some(sign) = &args.sign {
-        spec.signed = match sign.as_str() {
-            "none" => SignedParts::None,
-            "assertion" => SignedParts::Assertion,
-            "response" => SignedParts::Response,
-            "both" => SignedParts::Both,
-            other => return Err(bad("signed part", other)),
-        };
-    }
-    spec.key = match args.key.as_str() {
-        "idp-a" => SigningKey::IdpA,
-        "idp-b" => SigningKey::IdpB,
-        "attacker" => SigningKey::Attacker,
-        other => return Err(bad("key", other)),
-    };
-    if args.sha1 {
-        spec.algorithms = Algorithms::SHA1;
-    }
-    let dir = args.fixtures.clone().unwrap_or_else(TestIdp::fixtures_dir);
-    let idp = TestIdp::load(&dir)?;
-    if args.xml {
-        idp.response_xml(&spec)
-    } else {
-        idp.sign_response(&spec)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -894,7 +849,7 @@ mod tests {
 
     #[test]
     fn every_shape_and_signed_part_verifies_with_its_key() {
-        let idp = TestIdp::load_default().unwrap();
+        let idp = crate::testing::fixture_idp().unwrap();
         let cert_a = idp.certificate(SigningKey::IdpA).unwrap();
         for shape in [IdpShape::Okta, IdpShape::EntraId, IdpShape::Adfs, IdpShape::Generic] {
             for signed in [SignedParts::Assertion, SignedParts::Response, SignedParts::Both] {
@@ -908,8 +863,18 @@ mod tests {
     }
 
     #[test]
+    fn another_user_changes_every_claim_of_the_person() {
+        for shape in [IdpShape::Okta, IdpShape::EntraId, IdpShape::Adfs, IdpShape::Generic] {
+            let spec = ResponseSpec::new(shape, "https://sp", "https://sp/acs").for_user("max.mustermann@other.test");
+            let text = format!("{} {:?}", spec.name_id, spec.attributes);
+            assert!(!text.contains("jane") && !text.contains("Jane"), "{shape:?}: {text}");
+            assert!(text.contains("max.mustermann@other.test"), "{shape:?}: {text}");
+        }
+    }
+
+    #[test]
     fn other_key_does_not_verify() {
-        let idp = TestIdp::load_default().unwrap();
+        let idp = crate::testing::fixture_idp().unwrap();
         let spec = ResponseSpec::new(IdpShape::Okta, "https://sp.example/saml", "https://sp.example/acs");
         let xml = idp.response_xml(&spec).unwrap();
         let cert_b = idp.certificate(SigningKey::IdpB).unwrap();
@@ -918,33 +883,11 @@ mod tests {
 
     #[test]
     fn sha1_signatures_are_produced_on_request() {
-        let idp = TestIdp::load_default().unwrap();
+        let idp = crate::testing::fixture_idp().unwrap();
         let mut spec = ResponseSpec::new(IdpShape::Generic, "https://sp.example/saml", "https://sp.example/acs");
         spec.algorithms = Algorithms::SHA1;
         let xml = idp.response_xml(&spec).unwrap();
         assert!(xml.contains(ALG_RSA_SHA1) && xml.contains(ALG_SHA1));
         verify_with(&xml, &idp.certificate(SigningKey::IdpA).unwrap()).unwrap();
-    }
-
-    #[test]
-    fn cli_produces_base64_and_xml() {
-        let args = TestIdpArgs {
-            shape: "entra".into(),
-            sp_entity_id: "https://sp.example/saml".into(),
-            acs_url: "https://sp.example/acs".into(),
-            in_response_to: Some("_req1".into()),
-            name_id: Some("cli@example.com".into()),
-            sign: Some("both".into()),
-            key: "idp-b".into(),
-            sha1: false,
-            xml: false,
-            fixtures: None,
-        };
-        let b64 = run_cli(&args).unwrap();
-        let xml = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
-        assert!(xml.contains("cli@example.com") && xml.contains("InResponseTo=\"_req1\""));
-        let as_xml = run_cli(&TestIdpArgs { xml: true, ..args.clone() }).unwrap();
-        assert!(as_xml.starts_with("<samlp:Response"));
-        assert!(run_cli(&TestIdpArgs { shape: "nope".into(), ..args }).is_err());
     }
 }

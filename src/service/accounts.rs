@@ -333,3 +333,25 @@ fn downgrade_to_basic(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str
     provisioning::run(conn, env, change)?;
     Ok(())
 }
+
+/// `standard` (default) or `master`: whether the account manages sub accounts.
+pub fn parse_kind(kind: Option<&str>) -> AppResult<bool> {
+    match kind.unwrap_or("standard") {
+        "standard" => Ok(false),
+        "master" => Ok(true),
+        other => Err(AppError::bad_request(
+            "invalid_kind",
+            format!("unknown account kind {other:?}: use standard or master"),
+        )),
+    }
+}
+
+/// `pay_by_master` or `separate` (sub accounts).
+pub fn parse_billing(b: Option<&str>) -> AppResult<Option<Billing>> {
+    b.map(|s| {
+        Billing::parse(s).ok_or_else(|| {
+            AppError::bad_request("invalid_billing", format!("unknown billing {s:?}: use pay_by_master or separate"))
+        })
+    })
+    .transpose()
+}

@@ -400,3 +400,12 @@ pub fn import_csv<R: Read>(
     report.failed.sort_by_key(|e| e.line);
     Ok(report)
 }
+
+/// `merge` (default) or `replace`.
+pub fn parse_mode(mode: Option<&str>) -> AppResult<ImportMode> {
+    match mode.unwrap_or("merge") {
+        "merge" => Ok(ImportMode::Merge),
+        "replace" => Ok(ImportMode::Replace),
+        other => Err(AppError::bad_request("invalid_mode", format!("unknown mode {other:?}: use merge or replace"))),
+    }
+}

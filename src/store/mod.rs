@@ -122,7 +122,10 @@ where
     begin_write(conn)?;
     match f(conn) {
         Ok(v) => match commit(conn) {
-            Ok(()) => Ok(v),
+            Ok(()) => {
+                crate::fault::committed();
+                Ok(v)
+            }
             Err(e) => {
                 let _ = rollback(conn);
                 Err(e.into())

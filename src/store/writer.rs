@@ -180,6 +180,10 @@ fn run_batch(conn: &mut DbConn, batch: Vec<Box<dyn Job>>) -> Result<(), Vec<Box<
         let _ = super::rollback(conn);
         e.to_string()
     });
+    match commit {
+        Ok(()) => crate::fault::committed(),
+        Err(_) => crate::fault::rolled_back(),
+    }
     for done in completions {
         done(commit.clone().map_err(|m| StoreError::Pool(format!("commit failed: {m}"))));
     }

@@ -14,11 +14,11 @@ use crate::harness::{cli, line, TestApp};
 
 fn idp() -> &'static TestIdp {
     static IDP: OnceLock<TestIdp> = OnceLock::new();
-    IDP.get_or_init(|| TestIdp::load_default().expect("idp-fixtures load"))
+    IDP.get_or_init(|| provisor::testing::fixture_idp().expect("idp-fixtures load"))
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(TestIdp::fixtures_dir().join(name)).expect("fixture")
+    std::fs::read_to_string(provisor::testing::fixtures_dir().join(name)).expect("fixture")
 }
 
 fn b64(xml: &str) -> String {
@@ -678,7 +678,7 @@ fn concurrent_replays_yield_exactly_one_login() {
 fn cli_sso_set_configures_a_working_login() {
     let app = TestApp::spawn();
     let account = app.account("Cli", "owner@cli.test", false);
-    let metadata = TestIdp::fixtures_dir().join("okta-metadata.xml");
+    let metadata = provisor::testing::fixtures_dir().join("okta-metadata.xml");
     let (code, out, err) = cli(
         &app,
         &[
@@ -726,7 +726,8 @@ fn cli_sso_set_configures_a_working_login() {
     assert_eq!(code, 0, "{err}");
     let (s, _, v) = post_acs(&app, &acs, signed["saml_response"].as_str().unwrap(), None, true);
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["user"]["email"], "jane.doe@example.com", "Okta's shape sends the email attribute: {v}");
+    // `--name-id` names the person: the e-mail claim follows it (it used to stay Jane's).
+    assert_eq!(v["user"]["email"], "cli.user@example.com", "{v}");
 }
 
 /// JIT login with phone: the mapped license, site, extension, number and calling plan and

@@ -3,13 +3,13 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::platform::{parse_billing, parse_kind};
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
 use crate::service::accounts::{self, AccountUpdate, AccountView, DisassociationReport, NewAccount};
+use crate::service::accounts::{parse_billing, parse_kind};
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

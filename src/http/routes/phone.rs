@@ -4,7 +4,6 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{Page, Params};
-use crate::domain::phone_csv::ImportMode;
 use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
@@ -121,14 +120,6 @@ pub struct ImportQuery {
     pub dry_run: bool,
 }
 
-pub fn parse_mode(mode: Option<&str>) -> AppResult<ImportMode> {
-    match mode.unwrap_or("merge") {
-        "merge" => Ok(ImportMode::Merge),
-        "replace" => Ok(ImportMode::Replace),
-        other => Err(AppError::bad_request("invalid_mode", format!("unknown mode {other:?}: use merge or replace"))),
-    }
-}
-
 /// Bulk phone CSV (Zoom's columns, headers case-insensitive). Bad rows are reported with
 /// their line numbers; good rows apply.
 #[utoipa::path(post, path = "/api/v1/phone/import", tag = "phone", params(ImportQuery), request_body(content = String, content_type = "text/csv"),
@@ -140,7 +131,7 @@ pub async fn import(
     body: web::Payload,
 ) -> AppResult<HttpResponse> {
     ctx.require(Permission::PhoneManage)?;
-    let mode = parse_mode(q.mode.as_deref())?;
+    let mode = crate::service::phone::parse_mode(q.mode.as_deref())?;
     let dry_run = q.dry_run;
     let limit = super::users::CSV_LIMIT;
     let bytes = body

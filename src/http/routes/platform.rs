@@ -5,7 +5,6 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::Page;
-use crate::domain::accounts::Billing;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::OperatorCtx;
 use crate::http::AppState;
@@ -33,26 +32,6 @@ pub struct CreateAccount {
     pub vanity_name: Option<String>,
 }
 
-pub fn parse_kind(kind: Option<&str>) -> AppResult<bool> {
-    match kind.unwrap_or("standard") {
-        "standard" => Ok(false),
-        "master" => Ok(true),
-        other => Err(AppError::bad_request(
-            "invalid_kind",
-            format!("unknown account kind {other:?}: use standard or master"),
-        )),
-    }
-}
-
-pub fn parse_billing(b: Option<&str>) -> AppResult<Option<Billing>> {
-    b.map(|s| {
-        Billing::parse(s).ok_or_else(|| {
-            AppError::bad_request("invalid_billing", format!("unknown billing {s:?}: use pay_by_master or separate"))
-        })
-    })
-    .transpose()
-}
-
 /// Create a top-level account (operator only).
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "platform", request_body = CreateAccount,
     responses((status = 201, body = AccountView), (status = 409, body = crate::http::error::ErrorBody)))]
@@ -67,7 +46,7 @@ pub async fn create_account(
         owner_email: body.owner_email,
         owner_first_name: body.owner_first_name,
         owner_last_name: body.owner_last_name,
-        is_master: parse_kind(body.kind.as_deref())?,
+        is_master: crate::service::accounts::parse_kind(body.kind.as_deref())?,
         bulk_licensing: body.bulk_licensing,
         parent_id: None,
         billing: None,

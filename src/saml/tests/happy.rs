@@ -124,12 +124,12 @@ fn sha1_is_accepted_when_allowed() {
 fn sp_initiated_round_trip_through_metadata_and_the_redirect_binding() {
     use crate::saml::authn_request::{build_redirect, decode_redirect, AuthnRequestParams};
     use crate::saml::metadata::IdpMetadata;
-    use crate::saml::test_idp::{ResponseSpec, TestIdp};
+    use crate::saml::test_idp::ResponseSpec;
     use crate::saml::validate::{validate_response, AcsInput};
 
     for shape in [IdpShape::Okta, IdpShape::EntraId, IdpShape::Adfs] {
         let metadata_xml =
-            std::fs::read_to_string(TestIdp::fixtures_dir().join(shape.metadata_file().unwrap())).unwrap();
+            std::fs::read_to_string(crate::testing::fixtures_dir().join(shape.metadata_file().unwrap())).unwrap();
         let metadata = IdpMetadata::parse(&metadata_xml).unwrap();
         let redirect = build_redirect(
             &AuthnRequestParams {

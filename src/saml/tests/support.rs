@@ -15,7 +15,7 @@ pub const REQUEST_ID: &str = "_provisor0request0id0001";
 
 pub fn idp() -> &'static TestIdp {
     static IDP: OnceLock<TestIdp> = OnceLock::new();
-    IDP.get_or_init(|| TestIdp::load_default().unwrap())
+    IDP.get_or_init(|| crate::testing::fixture_idp().unwrap())
 }
 
 /// Trusts idp-a and idp-b (rollover) for `shape`'s entity ID.

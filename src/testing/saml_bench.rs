@@ -18,10 +18,10 @@ use samael::key_info::{KeyInfo, X509Data};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
 use samael::service_provider::ServiceProvider;
 
-use super::quiet::silence_xml_libraries;
-use super::refusal::{sanitize, SamlRefusal};
-use super::validate::{validate_response, AcsInput, OutstandingRequest, SpValidationConfig, STRONG_ALGORITHMS};
-use super::xml::NS_PROTOCOL;
+use crate::saml::quiet::silence_xml_libraries;
+use crate::saml::refusal::{sanitize, SamlRefusal};
+use crate::saml::validate::{validate_response, AcsInput, OutstandingRequest, SpValidationConfig, STRONG_ALGORITHMS};
+use crate::saml::xml::NS_PROTOCOL;
 
 /// Why a benchmark did not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,13 +203,13 @@ pub fn bench_full_validate(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::saml::test_idp::{IdpShape, ResponseSpec, SigningKey, TestIdp};
+    use crate::saml::test_idp::{IdpShape, ResponseSpec, SigningKey};
 
     const SP: &str = "https://sp.example/saml";
     const ACS: &str = "https://sp.example/acs";
 
     fn setup(shape: IdpShape) -> (String, SpValidationConfig) {
-        let idp = TestIdp::load_default().unwrap();
+        let idp = crate::testing::fixture_idp().unwrap();
         let spec = ResponseSpec::new(shape, SP, ACS).in_response_to("_bench");
         let cfg = SpValidationConfig::new(shape.entity_id(), vec![idp.certificate(SigningKey::IdpA).unwrap()], SP, ACS);
         (idp.sign_response(&spec).unwrap(), cfg)
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn refused_responses_are_not_benchmarked() {
         let (response, mut cfg) = setup(IdpShape::Okta);
-        cfg.idp_certificates = vec![TestIdp::load_default().unwrap().certificate(SigningKey::Attacker).unwrap()];
+        cfg.idp_certificates = vec![crate::testing::fixture_idp().unwrap().certificate(SigningKey::Attacker).unwrap()];
         assert!(matches!(
             bench_bare_verify(&response, &cfg, 1, Duration::from_millis(10)),
             Err(BenchError::SamaelRefused(_))

@@ -1,5 +1,24 @@
-//! A real server on a random loopback port over a fresh database, for the integration
-//! tests and the benchmarks (kept in the library so both use the same code).
+//! Test support (the `test-support` feature; never in the shipped binary): a real server on
+//! a random loopback port over a fresh database, the process harness that runs the real
+//! binary and kills it, the SAML fixtures, and the verification bench harness. Kept in the
+//! library so the unit tests, the integration tests and the benchmarks share it.
+
+pub mod process;
+pub mod saml_bench;
+
+use std::path::PathBuf;
+
+use crate::saml::test_idp::TestIdp;
+
+/// `idp-fixtures/` of this source tree (test keys and IdP metadata).
+pub fn fixtures_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("idp-fixtures")
+}
+
+/// The test IdP over [`fixtures_dir`].
+pub fn fixture_idp() -> Result<TestIdp, crate::saml::test_idp::TestIdpError> {
+    TestIdp::load(&fixtures_dir())
+}
 
 use std::net::TcpListener;
 use std::sync::Arc;

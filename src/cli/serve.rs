@@ -1,0 +1,61 @@
+//! `provisor serve`: the HTTP server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::ServerConfig;
+use crate::error::{AppError, AppResult};
+use crate::provisioning::Env;
+use crate::service;
+use crate::store::pool::DbOptions;
+use crate::store::Db;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PROVISOR_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Externally visible base URL (default: http:// + the bind address). SAML URLs and
+    /// links in mails derive from it.
+    #[arg(long, env = "PROVISOR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "PROVISOR_WORKERS")]
+    pub workers: Option<usize>,
+    /// Database connections for reads.
+    #[arg(long, env = "PROVISOR_POOL_SIZE", default_value_t = 8)]
+    pub pool_size: u32,
+}
+
+pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
+    let mut config = ServerConfig::new(args.bind, args.public_url, database_url.to_owned());
+    config.pool_size = args.pool_size;
+    if let Some(w) = args.workers {
+        config.workers = w;
+    }
+    let db = Db::open(database_url, &DbOptions { pool_size: config.pool_size, migrate: true })?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let env = Env::standalone(clock.now_naive(), config.public_url.clone());
+    let bootstrap = std::env::var("PROVISOR_BOOTSTRAP_TOKEN").ok().filter(|t| !t.is_empty());
+    let created = db.write_blocking(|c| service::tokens::ensure_operator(c, &env, bootstrap.as_deref()))?;
+    if let Some(token) = created {
+        let shown = if bootstrap.is_some() { json!("(from PROVISOR_BOOTSTRAP_TOKEN)") } else { json!(token) };
+        println!(
+            "{}",
+            json!({ "event": "operator_token_created", "operator_token": shown, "note": "shown once; keep it safe" })
+        );
+    }
+    let listener = TcpListener::bind(config.bind)
+        .map_err(|e| AppError::Unavailable(format!("cannot listen on {}: {e}", config.bind)))?;
+    tracing::info!(bind = %config.bind, public_url = %config.public_url, database = %db.url.display(), "provisor listening");
+    let state = Arc::new(crate::http::AppState::new(db, clock, config));
+    actix_web::rt::System::new().block_on(async move {
+        crate::http::spawn_maintenance(state.clone());
+        let server = crate::http::server(state, listener).map_err(|e| AppError::Unavailable(e.to_string()))?;
+        server.await.map_err(|e| AppError::Internal(e.to_string()))
+    })
+}

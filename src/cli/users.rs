@@ -1,0 +1,118 @@
+//! `provisor users …`, `provisor invitations purge` and `provisor mail list`.
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::{cli_env, open, SystemClock};
+use super::{progress_bar, ProgressReader};
+use crate::error::{AppError, AppResult};
+use crate::provisioning::Actor;
+use crate::service;
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCmd {
+    /// List the users of an account.
+    List {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+    },
+    /// Import users from CSV (email,first name,last name,department,user group).
+    Import {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Export users as CSV to --file (or stdout's JSON as {"csv": …} when omitted).
+    Export {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvitationsCmd {
+    /// Remove pending users whose invitation expired (the server does this hourly).
+    Purge,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCmd {
+    /// Newest mails first.
+    List {
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+/// Runs one `provisor users` verb.
+pub(super) fn run(database_url: &str, cmd: UsersCmd) -> AppResult<Option<Value>> {
+    let clock = SystemClock;
+    let actor = Actor::system("cli");
+    let db = open(database_url, true)?;
+    match cmd {
+        UsersCmd::List { account, limit, offset } => {
+            let (users, total) = db.read_blocking(|c| {
+                crate::store::accounts::find(c, &account)?.ok_or(AppError::not_found("account"))?;
+                service::users::list(c, &account, &Default::default(), limit.clamp(1, 100_000), offset.max(0))
+            })?;
+            Ok(Some(json!({ "users": users, "total": total })))
+        }
+        UsersCmd::Import { account, file } => {
+            db.read_blocking(|c| crate::store::accounts::find(c, &account)?.ok_or(AppError::not_found("account")))?;
+            let f = std::fs::File::open(&file).map_err(|e| {
+                AppError::bad_request("cannot_read_file", format!("cannot open {}: {e}", file.display()))
+            })?;
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = progress_bar(size);
+            let reader = ProgressReader { inner: std::io::BufReader::with_capacity(1 << 16, f), bar: bar.clone() };
+            let report = service::users::import_csv(&db, || cli_env(&clock), &actor, &account, reader, |_| {})?;
+            bar.finish_and_clear();
+            Ok(Some(serde_json::to_value(report).map_err(|e| AppError::Internal(e.to_string()))?))
+        }
+        UsersCmd::Export { account, file } => {
+            let bytes = db.read_blocking(|c| service::users::export_csv(c, &account))?;
+            match file {
+                Some(path) => {
+                    std::fs::write(&path, &bytes).map_err(|e| {
+                        AppError::bad_request("cannot_write_file", format!("cannot write {}: {e}", path.display()))
+                    })?;
+                    Ok(Some(json!({ "file": path.display().to_string(), "bytes": bytes.len() })))
+                }
+                None => Ok(Some(json!({ "csv": String::from_utf8_lossy(&bytes) }))),
+            }
+        }
+    }
+}
+
+/// Runs `provisor invitations …`.
+pub(super) fn run_invitations(database_url: &str, cmd: InvitationsCmd) -> AppResult<Option<Value>> {
+    let clock = SystemClock;
+    let InvitationsCmd::Purge = cmd;
+    let db = open(database_url, true)?;
+    let env = cli_env(&clock);
+    let n = db.write_blocking(|c| service::users::purge_expired_invitations(c, &env))?;
+    Ok(Some(json!({ "purged": n })))
+}
+
+/// Runs `provisor mail …`.
+pub(super) fn run_mail(database_url: &str, cmd: MailCmd) -> AppResult<Option<Value>> {
+    let MailCmd::List { to, limit } = cmd;
+    let db = open(database_url, true)?;
+    let mails = db.read_blocking(|c| {
+        crate::store::audit::list_mail(c, to.as_deref(), limit.clamp(1, 1000)).map_err(AppError::from)
+    })?;
+    let list: Vec<_> = mails
+        .into_iter()
+        .map(|m| json!({ "id": m.id, "to": m.recipient, "subject": m.subject, "body": m.body, "created_at": m.created_at, "sent_at": m.sent_at }))
+        .collect();
+    Ok(Some(json!({ "mails": list })))
+}
