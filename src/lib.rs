@@ -5,6 +5,7 @@
 //! know no HTTP and no storage. `domain` is plain Rust over plain data and imports nothing
 //! else of ours.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
+#![cfg_attr(not(test), deny(clippy::string_slice, clippy::indexing_slicing))]
 
 pub mod cache;
 pub mod cli;

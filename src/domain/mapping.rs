@@ -702,7 +702,7 @@ impl CompiledMapping {
         let mut issues = partial;
 
         for rule in &self.rules {
-            let slot = &mut hits[rule.target.index()];
+            let Some(slot) = hits.get_mut(rule.target.index()) else { continue };
             if !rule.target.is_multi_valued() && slot.matched {
                 continue;
             }
@@ -714,7 +714,7 @@ impl CompiledMapping {
 
         for mapping in &self.direct {
             let target = mapping.target;
-            let slot = &mut hits[target.index()];
+            let Some(slot) = hits.get_mut(target.index()) else { continue };
             if !target.is_multi_valued() && (slot.matched || slot.invalid) {
                 continue;
             }
@@ -747,14 +747,13 @@ impl CompiledMapping {
         }
 
         let mut resolved: [Resolution; Target::COUNT] = Default::default();
-        for target in Target::ALL {
-            let hit = &mut hits[target.index()];
-            resolved[target.index()] = if hit.invalid {
+        for ((hit, slot), fallback) in hits.iter_mut().zip(resolved.iter_mut()).zip(self.fallback.iter()) {
+            *slot = if hit.invalid {
                 Resolution::Keep
             } else if hit.matched {
                 Resolution::Set(hit.values.drain(..).map(HitValue::into_value).collect())
             } else {
-                match &self.fallback[target.index()] {
+                match fallback {
                     Fallback::Keep => Resolution::Keep,
                     Fallback::Clear => Resolution::Clear,
                     Fallback::Values(values) => Resolution::Set(values.clone()),
@@ -762,7 +761,8 @@ impl CompiledMapping {
             };
         }
 
-        let mut take = |target: Target| std::mem::take(&mut resolved[target.index()]);
+        let mut take =
+            |target: Target| resolved.get_mut(target.index()).map(std::mem::take).unwrap_or(Resolution::Keep);
         DesiredState {
             user_type: single(take(Target::UserType), |v| match v {
                 Value::Tier(tier) => Some(tier),
@@ -873,7 +873,9 @@ fn compile_fallbacks(config: &MappingConfig) -> Result<[Fallback; Target::COUNT]
         for value in raw {
             values.push(parse_value(target, value).map_err(|message| invalid(&location, message))?);
         }
-        fallback[target.index()] = if values.is_empty() { Fallback::Clear } else { Fallback::Values(values) };
+        if let Some(slot) = fallback.get_mut(target.index()) {
+            *slot = if values.is_empty() { Fallback::Clear } else { Fallback::Values(values) };
+        }
     }
     Ok(fallback)
 }

@@ -96,7 +96,7 @@ pub fn normalize_e164(raw: &str) -> Result<String, NumberError> {
             c if c.is_whitespace() => {}
             c => return Err(NumberError::InvalidCharacter(c)),
         }
-        rest = &rest[ch.len_utf8()..];
+        rest = rest.get(ch.len_utf8()..).unwrap_or_default();
     }
 
     if digits.is_empty() {
@@ -121,7 +121,9 @@ pub fn normalize_e164(raw: &str) -> Result<String, NumberError> {
     }
     if let Some(nanp) = national.strip_prefix('1') {
         let bytes = nanp.as_bytes();
-        let valid = bytes.len() == 10 && bytes[0] >= b'2' && bytes[3] >= b'2';
+        let valid = bytes.len() == 10
+            && bytes.first().is_some_and(|&area| area >= b'2')
+            && bytes.get(3).is_some_and(|&exchange| exchange >= b'2');
         if !valid {
             return Err(NumberError::InvalidNorthAmerican);
         }

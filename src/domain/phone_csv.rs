@@ -123,8 +123,10 @@ impl FromStr for MacAddress {
             return Err(error());
         }
         let mut octets = [0u8; 6];
-        for (i, octet) in octets.iter_mut().enumerate() {
-            *octet = (hex[2 * i] << 4) | hex[2 * i + 1];
+        for (octet, pair) in octets.iter_mut().zip(hex.chunks_exact(2)) {
+            if let [high, low] = pair {
+                *octet = (high << 4) | low;
+            }
         }
         if octets == [0; 6] || octets == [0xFF; 6] {
             return Err(error());

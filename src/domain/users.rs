@@ -291,10 +291,20 @@ pub fn read_user_csv<R: Read>(input: R) -> impl Iterator<Item = Result<UserCsvRo
                     if let Some(pos) =
                         USER_CSV_COLUMNS.iter().position(|c| *c == name || (name == "group" && *c == "user group"))
                     {
-                        idx[pos] = Some(i);
+                        match idx.get_mut(pos) {
+                            Some(Some(_)) => {
+                                return Some(Err(RowError::new(
+                                    line,
+                                    Some(cell),
+                                    "this column appears twice in the header; keep one",
+                                )))
+                            }
+                            Some(slot) => *slot = Some(i),
+                            None => {}
+                        }
                     }
                 }
-                if idx[0].is_none() {
+                if idx.first().is_some_and(Option::is_none) {
                     return Some(Err(RowError {
                         line,
                         column: Some("email".into()),
@@ -307,8 +317,15 @@ pub fn read_user_csv<R: Read>(input: R) -> impl Iterator<Item = Result<UserCsvRo
             order = Some([Some(0), Some(1), Some(2), Some(3), Some(4)]);
         }
         let idx = order.unwrap_or([Some(0), Some(1), Some(2), Some(3), Some(4)]);
-        let cell =
-            |k: usize| idx[k].and_then(|i| rec.get(i)).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let cell = |k: usize| {
+            idx.get(k)
+                .copied()
+                .flatten()
+                .and_then(|i| rec.get(i))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         let Some(raw_email) = cell(0) else {
             return Some(Err(RowError {
                 line,

@@ -108,7 +108,7 @@ pub fn document() -> Doc {
                 op.operation_id = op.operation_id.as_ref().map(|id| format!("{id}_mirror"));
                 op.tags = Some(vec!["master mirror".into()]);
             }
-            (format!("/api/v1/accounts/{{account_id}}{}", &p["/api/v1".len()..]), item)
+            (format!("/api/v1/accounts/{{account_id}}{}", p.strip_prefix("/api/v1").unwrap_or(p)), item)
         })
         .collect();
     for (p, item) in mirrored {

@@ -344,24 +344,26 @@ async fn bulk(state: web::Data<AppState>, req: HttpRequest, payload: web::Payloa
 
 /// One operation of a BulkResponse (RFC 7644 §3.7.3).
 fn bulk_entry(r: &BulkResult) -> serde_json::Value {
-    let mut entry = match &r.outcome {
+    let mut entry = serde_json::Map::new();
+    entry.insert("method".into(), json!(r.method));
+    if let Some(b) = &r.bulk_id {
+        entry.insert("bulkId".into(), json!(b));
+    }
+    match &r.outcome {
         Ok(s) => {
-            let mut e = json!({ "method": r.method, "status": status(*s).as_u16().to_string() });
+            entry.insert("status".into(), json!(status(*s).as_u16().to_string()));
             if let Some(l) = &r.location {
-                e["location"] = json!(l);
+                entry.insert("location".into(), json!(l));
             }
             if let Some(v) = r.version {
-                e["version"] = json!(etag(v));
+                entry.insert("version".into(), json!(etag(v)));
             }
-            e
         }
         Err(f) => {
             let (status, body) = scim_failure_body(f);
-            json!({ "method": r.method, "status": status.as_u16().to_string(), "response": body })
+            entry.insert("status".into(), json!(status.as_u16().to_string()));
+            entry.insert("response".into(), body);
         }
-    };
-    if let Some(b) = &r.bulk_id {
-        entry["bulkId"] = json!(b);
     }
-    entry
+    serde_json::Value::Object(entry)
 }

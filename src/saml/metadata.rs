@@ -135,10 +135,10 @@ fn parse_metadata(xml: &str, wanted: Option<&str>) -> Result<IdpMetadata, Metada
             .into_iter()
             .find(|(entity, _)| entity.attribute("entityID") == Some(wanted))
             .ok_or_else(|| MetadataError::EntityNotFound(sanitize(wanted)))?,
-        None => match idps.len() {
-            0 => return Err(MetadataError::NoIdentityProvider),
-            1 => idps[0],
-            n => return Err(MetadataError::Ambiguous(n)),
+        None => match idps.as_slice() {
+            [] => return Err(MetadataError::NoIdentityProvider),
+            [one] => *one,
+            many => return Err(MetadataError::Ambiguous(many.len())),
         },
     };
 

@@ -70,14 +70,13 @@ fn check_declared_encoding(xml: &str) -> Result<(), SamlRefusal> {
     let Some(rest) = xml.strip_prefix("<?xml") else {
         return Ok(());
     };
-    let Some(end) = rest.find("?>") else {
+    let Some((declaration, _)) = rest.split_once("?>") else {
         return Err(SamlRefusal::Malformed("unterminated XML declaration".into()));
     };
-    let declaration = &rest[..end];
-    let Some(at) = declaration.find("encoding") else {
+    let Some((_, after)) = declaration.split_once("encoding") else {
         return Ok(());
     };
-    let value: String = declaration[at + "encoding".len()..]
+    let value: String = after
         .trim_start()
         .trim_start_matches('=')
         .trim_start()
@@ -319,12 +318,12 @@ pub(crate) fn prescan(xml: &str, allow_sha1: bool) -> Result<RawFacts, SamlRefus
         let signed_info: Vec<_> = signature.children().filter(|c| is(*c, NS_DSIG, "SignedInfo")).collect();
         let references: Vec<_> =
             signed_info.iter().flat_map(|si| si.children().filter(|c| is(*c, NS_DSIG, "Reference"))).collect();
-        if signed_info.len() != 1 || references.len() != 1 {
+        let (1, [reference]) = (signed_info.len(), references.as_slice()) else {
             return Err(SamlRefusal::SignatureMisplaced(
                 "a signature must have one SignedInfo with one Reference".into(),
             ));
-        }
-        let uri = references[0].attribute("URI").unwrap_or_default();
+        };
+        let uri = reference.attribute("URI").unwrap_or_default();
         let parent_id = parent.attribute("ID").unwrap_or_default();
         let points_at_parent =
             (uri.is_empty() && on_root) || (!parent_id.is_empty() && uri.strip_prefix('#') == Some(parent_id));

@@ -601,13 +601,9 @@ fn sign(xml: &str, key: &LoadedKey) -> Result<String, TestIdpError> {
 /// emit none so signed pieces can be embedded.
 fn strip_declaration(xml: &str) -> String {
     let trimmed = xml.trim_start();
-    let body = if trimmed.starts_with("<?xml") {
-        match trimmed.find("?>") {
-            Some(end) => &trimmed[end + 2..],
-            None => trimmed,
-        }
-    } else {
-        trimmed
+    let body = match trimmed.strip_prefix("<?xml").and_then(|rest| rest.split_once("?>")) {
+        Some((_, after)) => after,
+        None => trimmed,
     };
     body.trim().to_string()
 }

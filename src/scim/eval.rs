@@ -396,7 +396,9 @@ fn compare_str(op: CompareOp, actual: &str, operand: &str, fold: bool) -> bool {
     // ASCII fast path: lowercase on the fly, no allocation.
     let a = actual.as_bytes();
     let o = operand.as_bytes();
-    let eq_at = |start: usize| a[start..start + o.len()].iter().zip(o).all(|(x, y)| x.to_ascii_lowercase() == *y);
+    let eq_at = |start: usize| {
+        a.get(start..start + o.len()).is_some_and(|w| w.iter().zip(o).all(|(x, y)| x.to_ascii_lowercase() == *y))
+    };
     match op {
         CompareOp::Eq | CompareOp::Ne => (a.len() == o.len() && eq_at(0)) == (op == CompareOp::Eq),
         CompareOp::Sw => a.len() >= o.len() && eq_at(0),

@@ -462,7 +462,8 @@ impl Tok<'_> {
     }
 }
 
-fn truncate(s: &str) -> &str {
+/// At most the first 40 bytes of `s` (cut at a character boundary), for messages.
+pub(crate) fn truncate(s: &str) -> &str {
     const MAX: usize = 40;
     if s.len() <= MAX {
         return s;
@@ -471,7 +472,7 @@ fn truncate(s: &str) -> &str {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    &s[..end]
+    s.get(..end).unwrap_or_default()
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -495,7 +496,7 @@ impl<'a> Lexer<'a> {
 
     pub(crate) fn next_token(&mut self) -> Result<(usize, Tok<'a>), FilterError> {
         let bytes = self.src.as_bytes();
-        while self.pos < bytes.len() && bytes[self.pos].is_ascii_whitespace() {
+        while bytes.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
             self.pos += 1;
         }
         let start = self.pos;
@@ -518,13 +519,12 @@ impl<'a> Lexer<'a> {
         }
         if b.is_ascii_digit() || b == b'-' {
             let mut end = start + 1;
-            while end < bytes.len()
-                && (bytes[end].is_ascii_digit() || matches!(bytes[end], b'.' | b'e' | b'E' | b'+' | b'-'))
-            {
+            while bytes.get(end).is_some_and(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
                 end += 1;
             }
             self.pos = end;
-            let text = &self.src[start..end];
+            // The token is ASCII, so these are character boundaries.
+            let text = self.src.get(start..end).unwrap_or_default();
             return match serde_json::from_str::<Number>(text) {
                 Ok(n) => Ok((start, Tok::Num(n))),
                 Err(_) => Err(FilterError::new(start, FilterErrorKind::InvalidNumber(truncate(text).to_string()))),
@@ -532,20 +532,21 @@ impl<'a> Lexer<'a> {
         }
         if b.is_ascii_alphabetic() || b == b'$' {
             let mut end = start + 1;
-            while end < bytes.len() && is_word_byte(bytes[end]) {
+            while bytes.get(end).is_some_and(|&b| is_word_byte(b)) {
                 end += 1;
             }
             self.pos = end;
-            return Ok((start, Tok::Word(&self.src[start..end])));
+            return Ok((start, Tok::Word(self.src.get(start..end).unwrap_or_default())));
         }
-        let c = self.src[start..].chars().next().unwrap_or('\u{fffd}');
+        let c = self.src.get(start..).and_then(|r| r.chars().next()).unwrap_or('\u{fffd}');
         Err(FilterError::new(start, FilterErrorKind::UnexpectedChar(c)))
     }
 
     /// Decode a JSON string starting at the opening quote.
     fn string(&mut self, start: usize) -> Result<String, FilterError> {
         let mut out = String::new();
-        let mut chars = self.src[start + 1..].char_indices();
+        // `start` is the opening quote (one byte).
+        let mut chars = self.src.get(start + 1..).unwrap_or_default().char_indices();
         let at = |i: usize| start + 1 + i;
         while let Some((i, c)) = chars.next() {
             match c {
@@ -604,13 +605,13 @@ fn read_hex4(chars: &mut std::str::CharIndices<'_>) -> Option<u32> {
     Some(v)
 }
 
-fn is_attr_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    match b.first() {
-        Some(c) if c.is_ascii_alphabetic() => {
-            b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+/// An attribute name (RFC 7643 §2.1: ALPHA *(nameChar)), or `$ref`.
+pub(crate) fn is_attr_name(s: &str) -> bool {
+    match s.as_bytes().split_first() {
+        Some((c, rest)) if c.is_ascii_alphabetic() => {
+            rest.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
         }
-        Some(b'$') => s.eq_ignore_ascii_case("$ref"),
+        Some((b'$', _)) => s.eq_ignore_ascii_case("$ref"),
         _ => false,
     }
 }
@@ -620,13 +621,12 @@ pub(crate) fn parse_attr_word(word: &str, offset: usize) -> Result<AttrPath, Fil
     let bad = |reason| {
         FilterError::new(offset, FilterErrorKind::InvalidAttrPath { path: truncate(word).to_string(), reason })
     };
-    let (urn, rest) = match word.rfind(':') {
-        Some(i) => {
-            let urn = &word[..i];
-            if urn.is_empty() || !urn.as_bytes()[0].is_ascii_alphabetic() || urn.contains('$') {
+    let (urn, rest) = match word.rsplit_once(':') {
+        Some((urn, rest)) => {
+            if !urn.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) || urn.contains('$') {
                 return Err(bad("malformed schema URN"));
             }
-            (Some(urn.to_string()), &word[i + 1..])
+            (Some(urn.to_string()), rest)
         }
         None => (None, word),
     };

@@ -162,11 +162,7 @@ fn parse_operation(i: usize, op: &Value) -> Result<PatchOperation, ScimError> {
 }
 
 fn truncated(s: &str) -> &str {
-    let mut end = s.len().min(40);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    super::filter::truncate(s)
 }
 
 /// The result of a successful [`apply`].
@@ -1265,7 +1261,7 @@ fn filtered(
 /// A one-element array stands for its element (some clients wrap single values).
 fn single(v: &Value) -> &Value {
     match v {
-        Value::Array(a) if a.len() == 1 => &a[0],
+        Value::Array(a) if a.len() == 1 => a.first().unwrap_or(v),
         other => other,
     }
 }

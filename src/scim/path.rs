@@ -60,12 +60,12 @@ impl PatchPath {
         }
         let filter = p.parse(Root::Bracket)?;
         let rest_at = p.consumed_up_to();
-        let rest = &s[rest_at..];
+        let rest = s.get(rest_at..).unwrap_or_default();
         let sub = if rest.is_empty() {
             None
         } else {
             match rest.strip_prefix('.') {
-                Some(name) if is_sub_name(name) => Some(name.to_string()),
+                Some(name) if super::filter::is_attr_name(name) => Some(name.to_string()),
                 _ => {
                     return Err(ScimError::InvalidPath(format!(
                         "invalid path at byte {rest_at}: expected `.subAttribute` or end of path after `]`"
@@ -87,17 +87,6 @@ impl PatchPath {
 
 fn path_error(e: FilterError) -> ScimError {
     ScimError::InvalidPath(format!("invalid path at byte {}: {}", e.offset, e.kind))
-}
-
-fn is_sub_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    match b.first() {
-        Some(c) if c.is_ascii_alphabetic() => {
-            b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
-        }
-        Some(b'$') => s.eq_ignore_ascii_case("$ref"),
-        _ => false,
-    }
 }
 
 impl fmt::Display for PatchPath {

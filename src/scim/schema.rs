@@ -757,9 +757,8 @@ impl ResourceSchema {
         }
         self.extensions.iter().copied().find(|s| {
             s.id.len() == urn.len() + 1 + path.name.len()
-                && s.id.is_char_boundary(urn.len())
-                && s.id[..urn.len()].eq_ignore_ascii_case(urn)
-                && s.id[urn.len() + 1..].eq_ignore_ascii_case(&path.name)
+                && s.id.get(..urn.len()).is_some_and(|u| u.eq_ignore_ascii_case(urn))
+                && s.id.get(urn.len() + 1..).is_some_and(|n| n.eq_ignore_ascii_case(&path.name))
         })
     }
 

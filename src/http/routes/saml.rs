@@ -240,7 +240,9 @@ pub async fn acs(
             cookie.set_max_age(actix_web::cookie::time::Duration::seconds(ttl));
             if wants_json(&req) {
                 let mut body = serde_json::to_value(&success).unwrap_or_default();
-                body["redirect_to"] = serde_json::Value::String(target);
+                if let Some(m) = body.as_object_mut() {
+                    m.insert("redirect_to".into(), serde_json::Value::String(target));
+                }
                 HttpResponse::Ok().cookie(cookie).insert_header((header::CACHE_CONTROL, "no-store")).json(body)
             } else {
                 HttpResponse::SeeOther()

@@ -43,7 +43,7 @@ pub fn normalize(body: &Value, schema: &ResourceSchema) -> Result<Value, ScimErr
             continue;
         }
         // Data under an extension this server does not know is not ours to keep.
-        if k.len() > 4 && k[..4].eq_ignore_ascii_case("urn:") && v.is_object() && schema.schema_by_urn(k).is_none() {
+        if is_urn_key(k) && v.is_object() && schema.schema_by_urn(k).is_none() {
             continue;
         }
         value.insert(k.clone(), v.clone());
@@ -88,6 +88,11 @@ fn check_schemas(obj: &Map<String, Value>, schema: &ResourceSchema) -> Result<()
 }
 
 /// `doc[key]` with a case-insensitive key.
+/// A key naming a schema extension (`urn:…`). Keys are client data: any UTF-8 at all.
+fn is_urn_key(k: &str) -> bool {
+    k.len() > 4 && k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+}
+
 pub fn get<'v>(doc: &'v Value, key: &str) -> Option<&'v Value> {
     let m = doc.as_object()?;
     m.get(key).or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
@@ -290,7 +295,7 @@ pub fn flatten(doc: &Value) -> BTreeMap<String, Vec<String>> {
             }
             continue;
         }
-        if k.len() > 4 && k[..4].eq_ignore_ascii_case("urn:") {
+        if is_urn_key(k) {
             if let Some(ext) = v.as_object() {
                 for (name, x) in ext {
                     flatten_into(&mut out, name, x);

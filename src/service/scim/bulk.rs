@@ -238,7 +238,7 @@ pub async fn run(svc: &Services, ctx: &Ctx, request: &Value) -> Result<Vec<BulkR
                     let location = done
                         .body
                         .as_ref()
-                        .and_then(|b| b["meta"]["location"].as_str())
+                        .and_then(|b| b.pointer("/meta/location").and_then(Value::as_str))
                         .map(str::to_owned)
                         .unwrap_or_else(|| format!("{}{}", ctx.base, substitute_path(&op.path, &created)));
                     BulkResult {

@@ -106,8 +106,8 @@ pub struct Done {
 
 impl Done {
     fn resource(status: Status, body: Value, version: i64) -> Done {
-        let location =
-            (status == Status::Created).then(|| body["meta"]["location"].as_str().unwrap_or_default().to_owned());
+        let location = (status == Status::Created)
+            .then(|| body.pointer("/meta/location").and_then(Value::as_str).unwrap_or_default().to_owned());
         Done { status, body: Some(body), version: Some(version), location }
     }
 
