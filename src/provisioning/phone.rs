@@ -16,6 +16,31 @@ use crate::error::AppResult;
 use crate::store::models::{AccountRow, DeskPhoneRow, PhoneSiteRow, UserPhoneRow};
 use crate::store::{self, DbConn};
 
+/// The main site every phone-enabled account has.
+pub const MAIN_SITE_NAME: &str = "Main Site";
+pub const MAIN_SITE_CODE: &str = "1";
+pub const DEFAULT_EXTENSION_LENGTH: i32 = 4;
+
+/// Creates the main site if the account has none.
+pub fn ensure_main_site(conn: &mut DbConn, now: chrono::NaiveDateTime, account: &str) -> AppResult<PhoneSiteRow> {
+    if let Some(site) = store::phone::main_site(conn, account)? {
+        return Ok(site);
+    }
+    let row = PhoneSiteRow {
+        id: crate::secrets::new_id(),
+        account_id: account.to_owned(),
+        name: MAIN_SITE_NAME.into(),
+        name_lower: MAIN_SITE_NAME.to_lowercase(),
+        site_code: MAIN_SITE_CODE.into(),
+        extension_length: DEFAULT_EXTENSION_LENGTH,
+        is_main: true,
+        allocation_seq: 0,
+        created_at: now,
+    };
+    store::phone::insert_site(conn, &row)?;
+    Ok(row)
+}
+
 /// What the phone step is asked to do, beyond the explicit fields.
 pub struct PhoneTask<'a> {
     pub account: &'a AccountRow,
@@ -134,7 +159,7 @@ pub fn apply(
     }
     let wants_extension = matches!(fields.extension, Field::Set(_)) || needs_extension;
     if site.is_none() && (wants_extension || row.extension.is_some()) {
-        site = Some(crate::service::phone::ensure_main_site(conn, now, &account.id)?);
+        site = Some(ensure_main_site(conn, now, &account.id)?);
     }
     let site_changed = site.as_ref().map(|s| &s.id) != current_site.as_ref().map(|s| &s.id);
 

@@ -3,7 +3,6 @@
 
 use std::io::Read;
 
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::catalog::Product;
@@ -16,30 +15,7 @@ use crate::provisioning::{self, Actor, DeskPhone, Env, Field, IdentityChange, Op
 use crate::store::models::{AccountRow, PhoneSiteRow};
 use crate::store::{self, Db, DbConn};
 
-/// The main site every phone-enabled account has.
-pub const MAIN_SITE_NAME: &str = "Main Site";
-pub const MAIN_SITE_CODE: &str = "1";
-pub const DEFAULT_EXTENSION_LENGTH: i32 = 4;
-
-/// Creates the main site if the account has none.
-pub fn ensure_main_site(conn: &mut DbConn, now: NaiveDateTime, account: &str) -> AppResult<PhoneSiteRow> {
-    if let Some(site) = store::phone::main_site(conn, account)? {
-        return Ok(site);
-    }
-    let row = PhoneSiteRow {
-        id: crate::secrets::new_id(),
-        account_id: account.to_owned(),
-        name: MAIN_SITE_NAME.into(),
-        name_lower: MAIN_SITE_NAME.to_lowercase(),
-        site_code: MAIN_SITE_CODE.into(),
-        extension_length: DEFAULT_EXTENSION_LENGTH,
-        is_main: true,
-        allocation_seq: 0,
-        created_at: now,
-    };
-    store::phone::insert_site(conn, &row)?;
-    Ok(row)
-}
+pub use crate::provisioning::phone::{ensure_main_site, DEFAULT_EXTENSION_LENGTH};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SiteView {

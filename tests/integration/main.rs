@@ -2,6 +2,7 @@
 //! postgres:// URL) on PostgreSQL.
 
 mod harness;
+mod layering;
 
 mod accounts;
 mod cli;

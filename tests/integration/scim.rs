@@ -166,6 +166,14 @@ fn discovery_documents_and_protocol_errors() {
         400,
         Some("invalidSyntax"),
     );
+    // A non-ASCII key shorter than a URN prefix once panicked the adapter (a byte slice).
+    for key in ["abcé", "é", "日本語", "urn:é"] {
+        assert_scim_error(
+            &raw(&json!({"schemas": [USER], "userName": "x", key: 1}).to_string(), "application/json"),
+            400,
+            Some("invalidSyntax"),
+        );
+    }
     assert_scim_error(&raw("userName=x", "application/x-www-form-urlencoded"), 415, None);
     let huge = json!({"schemas": [USER], "userName": "x", "nickName": "n".repeat(2 * 1024 * 1024)}).to_string();
     assert_scim_error(&raw(&huge, "application/scim+json"), 413, None);

@@ -424,6 +424,14 @@ mod tests {
             (json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "a"}), "invalidSyntax"),
             (json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": 5}), "invalidValue"),
             (json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "nope": 5}), "invalidSyntax"),
+            (
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "abcé": 1}),
+                "invalidSyntax",
+            ),
+            (
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "é": {"x": 1}}),
+                "invalidSyntax",
+            ),
             (json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": ""}), "invalidValue"),
         ] {
             let e = normalize(&body, &USER).unwrap_err();

@@ -251,6 +251,15 @@ fn find_group(c: &mut DbConn, account: &str, id: &str) -> Result<GroupRow, ScimF
     store::groups::find(c, account, id)?.ok_or_else(|| not_found("Group", id))
 }
 
+/// The user for a write: locked (so concurrent writes of one user serialise), and at the
+/// version `If-Match` names.
+fn user_for_write(c: &mut DbConn, ctx: &Ctx, id: &str, if_match: &IfMatch) -> Result<UserRow, ScimFailure> {
+    store::scim::lock_user(c, &ctx.account, id)?;
+    let row = find_user(c, &ctx.account, id)?;
+    if_match.check(row.version)?;
+    Ok(row)
+}
+
 /// GET /Users/{id}.
 pub async fn get_user(svc: &Services, ctx: &Ctx, id: String, projection: Projection) -> Result<Done, ScimFailure> {
     let (account, base) = (ctx.account.clone(), ctx.base.clone());
@@ -571,9 +580,7 @@ pub async fn replace_user(
     let (body, version) = svc
         .db
         .write(move |c| {
-            store::scim::lock_user(c, &ctx2.account, &id)?;
-            let row = find_user(c, &ctx2.account, &id)?;
-            if_match.check(row.version)?;
+            let row = user_for_write(c, &ctx2, &id, &if_match)?;
             let op = Operation::Update { user_id: row.id.clone(), expected_version: Some(row.version) };
             let change = adapter::user_change(&ctx2.account, &ctx2.actor, op, &doc, Some(&stored_doc(&row)))?;
             run_user_change(c, &env, &ctx2, change, Some(&row.id))
@@ -598,9 +605,7 @@ pub async fn patch_user(
     let (body, version) = svc
         .db
         .write(move |c| {
-            store::scim::lock_user(c, &ctx2.account, &id)?;
-            let row = find_user(c, &ctx2.account, &id)?;
-            if_match.check(row.version)?;
+            let row = user_for_write(c, &ctx2, &id, &if_match)?;
             let current = render_user(c, &ctx2.account, &row, &ctx2.base)?;
             let outcome = apply(&current, &request, &USER)?;
             if outcome.is_noop() {
@@ -623,9 +628,7 @@ pub async fn delete_user(svc: &Services, ctx: &Ctx, id: String, if_match: IfMatc
     let (env, ctx2) = (svc.env(), ctx.clone());
     svc.db
         .write(move |c| {
-            store::scim::lock_user(c, &ctx2.account, &id)?;
-            let row = find_user(c, &ctx2.account, &id)?;
-            if_match.check(row.version)?;
+            let row = user_for_write(c, &ctx2, &id, &if_match)?;
             let change = provisioning::IdentityChange::new(
                 ctx2.account.clone(),
                 Source::Scim,

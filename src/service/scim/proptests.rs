@@ -348,7 +348,21 @@ const KEYS: &[&str] = &[
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
     "department",
     "bogus",
+    // Non-ASCII keys, some shorter than a URN prefix in bytes but not in chars.
+    "abcé",
+    "é",
+    "urn:é",
+    "日本語",
+    "userNamé",
 ];
+
+/// A JSON object key: mostly known ones, sometimes any printable Unicode.
+fn json_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(KEYS).prop_map(str::to_string),
+        1 => "\\PC{0,6}",
+    ]
+}
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -358,13 +372,15 @@ fn json_value() -> impl Strategy<Value = Value> {
         6 => prop::sample::select(&["True", "False", "work", "home", "u2", "2011-05-13T04:42:34Z", "", "x@y.z"][..])
             .prop_map(|s| Value::String(s.to_string())),
         2 => "[a-zA-Z0-9@. ]{0,12}".prop_map(Value::String),
+        1 => "\\PC{0,12}".prop_map(Value::String),
+        1 => prop::sample::select(&["José", "jose\u{301}", "a\u{200b}b", "日本", "Ä@ü.de", "\u{0}"][..])
+            .prop_map(|s| Value::String(s.to_string())),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(KEYS), inner), 0..4).prop_map(|kv| {
-                Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())
-            }),
+            prop::collection::vec((json_key(), inner), 0..4)
+                .prop_map(|kv| { Value::Object(kv.into_iter().collect::<Map<_, _>>()) }),
         ]
     })
 }
@@ -453,8 +469,9 @@ fn user_body() -> impl Strategy<Value = Value> {
             "urn:example:other:2.0:User",
         ][..],
     );
-    prop::collection::vec((keys, json_value()), 0..8).prop_map(|pairs| {
-        let mut m: Map<String, Value> = pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let key = prop_oneof![8 => keys.prop_map(str::to_owned), 1 => json_key()];
+    prop::collection::vec((key, json_value()), 0..8).prop_map(|pairs| {
+        let mut m: Map<String, Value> = pairs.into_iter().collect();
         m.insert("schemas".into(), json!([crate::scim::schema::USER_URN]));
         Value::Object(m)
     })
