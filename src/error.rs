@@ -4,6 +4,7 @@
 //! alone turns variants into statuses (and SCIM `scimType`s), and the CLI prints the code.
 
 use crate::domain::accounts::{AccountRuleError, DisassociationError};
+use crate::domain::authz::GrantError;
 use crate::domain::licenses::LicenseError;
 use crate::domain::users::RoleChangeError;
 use crate::store::StoreError;
@@ -16,9 +17,10 @@ pub enum AppError {
     /// No or unknown credentials (401).
     #[error("{0}")]
     Unauthorized(String),
-    /// Authenticated, but not allowed (403).
-    #[error("{0}")]
-    Forbidden(String),
+    /// Authenticated, but not allowed (403): `missing_permission`, `not_held`,
+    /// `owner_only`, `owner_protected`, or plain `forbidden`.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// Unknown, or belonging to another tenant (404).
     #[error("{what} not found")]
     NotFound { what: &'static str },
@@ -65,7 +67,16 @@ impl AppError {
     }
 
     pub fn forbidden(message: impl Into<String>) -> AppError {
-        AppError::Forbidden(message.into())
+        AppError::Forbidden { code: "forbidden", message: message.into() }
+    }
+
+    pub fn denied(code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::Forbidden { code, message: message.into() }
+    }
+
+    /// The route or action needs `p`, which the caller does not hold.
+    pub fn missing_permission(p: crate::domain::authz::Permission) -> AppError {
+        AppError::denied("missing_permission", format!("this action needs the {p} permission"))
     }
 
     /// For `map_err`: a unique-constraint violation becomes this [`AppError::Taken`] (a
@@ -87,9 +98,9 @@ impl AppError {
             AppError::BadRequest { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::Taken { code, .. }
-            | AppError::Gone { code, .. } => code,
+            | AppError::Gone { code, .. }
+            | AppError::Forbidden { code, .. } => code,
             AppError::Unauthorized(_) => "unauthorized",
-            AppError::Forbidden(_) => "forbidden",
             AppError::NotFound { .. } => "not_found",
             AppError::PreconditionFailed(_) => "precondition_failed",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -170,11 +181,17 @@ impl From<LicenseError> for AppError {
 impl From<RoleChangeError> for AppError {
     fn from(e: RoleChangeError) -> AppError {
         match e {
-            RoleChangeError::OnlyOwnerManagesAdmins => AppError::forbidden(e.to_string()),
+            RoleChangeError::OnlyOwnerManagesAdmins => AppError::denied("owner_only", e.to_string()),
             RoleChangeError::OwnerIsFixed | RoleChangeError::OneOwner => {
                 AppError::conflict("owner_role", e.to_string())
             }
         }
+    }
+}
+
+impl From<GrantError> for AppError {
+    fn from(e: GrantError) -> AppError {
+        AppError::denied(e.code(), e.to_string())
     }
 }
 

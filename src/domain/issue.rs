@@ -40,6 +40,9 @@ pub enum IssueCode {
     PhoneNotEnabled,
     /// A group named by a rule or the IdP does not exist.
     GroupNotFound,
+    /// Mapping rules would change the owner (role, status, placement) or place an Admin:
+    /// they never do; the user keeps what they have.
+    PrivilegedUserKept,
 }
 
 impl IssueCode {
@@ -60,6 +63,7 @@ impl IssueCode {
             IssueCode::NoSeatLeft => "no_seat_left",
             IssueCode::PhoneNotEnabled => "phone_not_enabled",
             IssueCode::GroupNotFound => "group_not_found",
+            IssueCode::PrivilegedUserKept => "privileged_user_kept",
         }
     }
 }

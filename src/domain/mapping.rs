@@ -295,6 +295,66 @@ impl MappingConfig {
     pub fn from_json(text: &str) -> Result<Self, MappingError> {
         serde_json::from_str(text).map_err(|error| MappingError::Syntax(error.to_string()))
     }
+
+    /// Everything these rules can give or take, from every part of the document (`rules`,
+    /// `direct`, `defaults`, `placement`): what storing them grants.
+    pub fn reach(&self) -> MappingReach {
+        let mut reach = MappingReach::default();
+        for r in &self.rules {
+            reach.note(r.target, Some(&r.value));
+        }
+        for d in &self.direct {
+            // A direct mapping copies an attribute's value: it can give any value.
+            reach.note(d.target, None);
+        }
+        for (target, value) in &self.defaults {
+            match value {
+                Some(DefaultValue::One(v)) => reach.note(*target, Some(v)),
+                Some(DefaultValue::Many(vs)) => vs.iter().for_each(|v| reach.note(*target, Some(v))),
+                None => reach.note(*target, Some("")),
+            }
+        }
+        if !self.placement.is_empty() {
+            reach.targets.insert(Target::SubAccount);
+        }
+        reach
+    }
+}
+
+/// What a mapping document can change (see [`MappingConfig::reach`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MappingReach {
+    /// Every target some part of the document sets.
+    pub targets: std::collections::BTreeSet<Target>,
+    /// Role values named (`admin`, `member`, custom role names; `""` clears).
+    pub role_values: std::collections::BTreeSet<String>,
+    /// A direct mapping sets the role from an attribute: any role at all.
+    pub any_role: bool,
+}
+
+impl MappingReach {
+    fn note(&mut self, target: Target, value: Option<&str>) {
+        self.targets.insert(target);
+        if target == Target::Role {
+            match value {
+                Some(v) => {
+                    self.role_values.insert(v.trim().to_lowercase());
+                }
+                None => self.any_role = true,
+            }
+        }
+    }
+
+    /// The rules can grant or remove the built-in Admin role: they name `admin`, or
+    /// `member` or a clear (which demote an Admin), or copy the role from an attribute.
+    pub fn touches_admin(&self) -> bool {
+        self.any_role || self.role_values.iter().any(|v| matches!(v.as_str(), "admin" | "member" | ""))
+    }
+
+    /// Custom role names the rules assign.
+    pub fn custom_roles(&self) -> impl Iterator<Item = &str> {
+        self.role_values.iter().map(String::as_str).filter(|v| !matches!(*v, "admin" | "member" | "owner" | ""))
+    }
 }
 
 /// Why a mapping configuration cannot be loaded.

@@ -1,6 +1,7 @@
 //! Domain rules as plain Rust over plain data: no HTTP, no SQL.
 
 pub mod accounts;
+pub mod authz;
 pub mod catalog;
 pub mod field;
 pub mod issue;

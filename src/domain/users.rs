@@ -1,6 +1,5 @@
 //! Users: roles and permissions, who may change whose role, invitations, and the user CSV.
 
-use std::collections::BTreeSet;
 use std::io::Read;
 
 use chrono::{DateTime, Duration, Utc};
@@ -94,96 +93,17 @@ impl UserStatus {
     }
 }
 
-/// Granular admin permissions. Owners hold all; the built-in Admin role holds
-/// [`admin_permissions`]; custom roles hold what they list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum Permission {
-    #[serde(rename = "account:read")]
-    AccountRead,
-    #[serde(rename = "account:edit")]
-    AccountEdit,
-    #[serde(rename = "users:read")]
-    UsersRead,
-    #[serde(rename = "users:edit")]
-    UsersEdit,
-    #[serde(rename = "licenses:manage")]
-    LicensesManage,
-    #[serde(rename = "sub_accounts:manage")]
-    SubAccountsManage,
-    #[serde(rename = "groups:manage")]
-    GroupsManage,
-    #[serde(rename = "roles:manage")]
-    RolesManage,
-    #[serde(rename = "phone:manage")]
-    PhoneManage,
-    #[serde(rename = "mapping:manage")]
-    MappingManage,
-    #[serde(rename = "sso:manage")]
-    SsoManage,
-    #[serde(rename = "tokens:manage")]
-    TokensManage,
-    #[serde(rename = "audit:read")]
-    AuditRead,
-}
+pub use super::authz::{Permission, PermissionSet, Standing};
 
-impl Permission {
-    pub const ALL: &'static [Permission] = &[
-        Permission::AccountRead,
-        Permission::AccountEdit,
-        Permission::UsersRead,
-        Permission::UsersEdit,
-        Permission::LicensesManage,
-        Permission::SubAccountsManage,
-        Permission::GroupsManage,
-        Permission::RolesManage,
-        Permission::PhoneManage,
-        Permission::MappingManage,
-        Permission::SsoManage,
-        Permission::TokensManage,
-        Permission::AuditRead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::AccountRead => "account:read",
-            Permission::AccountEdit => "account:edit",
-            Permission::UsersRead => "users:read",
-            Permission::UsersEdit => "users:edit",
-            Permission::LicensesManage => "licenses:manage",
-            Permission::SubAccountsManage => "sub_accounts:manage",
-            Permission::GroupsManage => "groups:manage",
-            Permission::RolesManage => "roles:manage",
-            Permission::PhoneManage => "phone:manage",
-            Permission::MappingManage => "mapping:manage",
-            Permission::SsoManage => "sso:manage",
-            Permission::TokensManage => "tokens:manage",
-            Permission::AuditRead => "audit:read",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Permission> {
-        Permission::ALL.iter().copied().find(|p| p.as_str() == s)
-    }
-}
-
-/// The built-in Admin role: everything except managing sub accounts, which — as on the
-/// platforms this models — must be granted explicitly through a custom role.
-pub fn admin_permissions() -> BTreeSet<Permission> {
-    Permission::ALL.iter().copied().filter(|p| *p != Permission::SubAccountsManage).collect()
-}
-
-/// Effective permissions of a user: owner → all; custom role → its set (plus the base
-/// role's); admin → the admin set; member → none.
-pub fn effective_permissions(role: BaseRole, custom: Option<&BTreeSet<Permission>>) -> BTreeSet<Permission> {
-    let mut set = match role {
-        BaseRole::Owner => Permission::ALL.iter().copied().collect(),
-        BaseRole::Admin => admin_permissions(),
-        BaseRole::Member => BTreeSet::new(),
+/// Effective permissions of a user: owner → all; admin → the admin set; member → none;
+/// plus a custom role's set.
+pub fn effective_permissions(role: BaseRole, custom: Option<PermissionSet>) -> PermissionSet {
+    let base = match role {
+        BaseRole::Owner => PermissionSet::all(),
+        BaseRole::Admin => PermissionSet::admin(),
+        BaseRole::Member => PermissionSet::EMPTY,
     };
-    if let Some(c) = custom {
-        set.extend(c.iter().copied());
-    }
-    set
+    base.union(custom.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,13 +116,8 @@ pub enum RoleChangeError {
     OneOwner,
 }
 
-/// Checks that `actor` (the acting user's base role, `None` for the platform operator)
-/// may change `target_from` to `target_to`.
-pub fn check_role_change(
-    actor: Option<BaseRole>,
-    target_from: BaseRole,
-    target_to: BaseRole,
-) -> Result<(), RoleChangeError> {
+/// Checks that `actor` may change a user's base role from `target_from` to `target_to`.
+pub fn check_role_change(actor: Standing, target_from: BaseRole, target_to: BaseRole) -> Result<(), RoleChangeError> {
     if target_from == target_to {
         return Ok(());
     }
@@ -213,7 +128,7 @@ pub fn check_role_change(
         return Err(RoleChangeError::OneOwner);
     }
     let touches_admin = target_from == BaseRole::Admin || target_to == BaseRole::Admin;
-    if touches_admin && !matches!(actor, Some(BaseRole::Owner) | None) {
+    if touches_admin && !actor.manages_admins() {
         return Err(RoleChangeError::OnlyOwnerManagesAdmins);
     }
     Ok(())
@@ -378,21 +293,28 @@ mod tests {
     #[test]
     fn only_owner_touches_admin() {
         use BaseRole::*;
-        assert!(check_role_change(Some(Owner), Member, Admin).is_ok());
-        assert_eq!(check_role_change(Some(Admin), Member, Admin), Err(RoleChangeError::OnlyOwnerManagesAdmins));
-        assert_eq!(check_role_change(Some(Admin), Admin, Member), Err(RoleChangeError::OnlyOwnerManagesAdmins));
-        assert!(check_role_change(None, Member, Admin).is_ok());
-        assert_eq!(check_role_change(Some(Owner), Owner, Member), Err(RoleChangeError::OwnerIsFixed));
-        assert_eq!(check_role_change(Some(Owner), Member, Owner), Err(RoleChangeError::OneOwner));
-        assert!(check_role_change(Some(Admin), Member, Member).is_ok());
+        assert!(check_role_change(Standing::Owner, Member, Admin).is_ok());
+        assert_eq!(check_role_change(Standing::Admin, Member, Admin), Err(RoleChangeError::OnlyOwnerManagesAdmins));
+        assert_eq!(check_role_change(Standing::Admin, Admin, Member), Err(RoleChangeError::OnlyOwnerManagesAdmins));
+        assert_eq!(
+            check_role_change(Standing::IdentityProvider, Member, Admin),
+            Err(RoleChangeError::OnlyOwnerManagesAdmins)
+        );
+        assert!(check_role_change(Standing::System, Member, Admin).is_ok());
+        assert!(check_role_change(Standing::MasterAdmin, Member, Admin).is_ok());
+        assert_eq!(check_role_change(Standing::Owner, Owner, Member), Err(RoleChangeError::OwnerIsFixed));
+        assert_eq!(check_role_change(Standing::Owner, Member, Owner), Err(RoleChangeError::OneOwner));
+        assert!(check_role_change(Standing::Admin, Member, Member).is_ok());
     }
 
     #[test]
     fn permissions() {
-        assert!(effective_permissions(BaseRole::Owner, None).contains(&Permission::SubAccountsManage));
-        assert!(!effective_permissions(BaseRole::Admin, None).contains(&Permission::SubAccountsManage));
-        let custom: BTreeSet<_> = [Permission::SubAccountsManage].into();
-        assert!(effective_permissions(BaseRole::Admin, Some(&custom)).contains(&Permission::SubAccountsManage));
+        use crate::domain::authz::Area;
+        let sub = Permission::edit(Area::SubAccounts);
+        assert!(effective_permissions(BaseRole::Owner, None).contains(sub));
+        assert!(!effective_permissions(BaseRole::Admin, None).contains(sub));
+        let custom: PermissionSet = [sub].into_iter().collect();
+        assert!(effective_permissions(BaseRole::Admin, Some(custom)).contains(sub));
         assert!(effective_permissions(BaseRole::Member, None).is_empty());
     }
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::http::routes::Need;
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 
 use super::AppState;
@@ -36,6 +37,24 @@ fn app_state(req: &HttpRequest) -> AppResult<web::Data<AppState>> {
     req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| AppError::Internal("no app state".into()))
 }
 
+/// The one place a route's requirement is checked: the route table's entry for this
+/// method and pattern. A route missing from the tables is refused, never let through.
+fn check_route_need(req: &HttpRequest, ctx: &AccountCtx) -> AppResult<()> {
+    let pattern = req.match_pattern().unwrap_or_default();
+    let relative = pattern
+        .strip_prefix("/api/v1/accounts/{account_id}")
+        .or_else(|| pattern.strip_prefix("/api/v1"))
+        .unwrap_or(&pattern);
+    match crate::http::routes::account_route_need(req.method().as_str(), relative) {
+        Some(Need::Perm(p)) => ctx.require(p),
+        Some(Need::Operator) => ctx.require_operator(),
+        Some(Need::Public) => Ok(()),
+        None => {
+            Err(AppError::denied("route_undeclared", format!("{} {pattern} declares no requirement", req.method())))
+        }
+    }
+}
+
 impl FromRequest for AccountCtx {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -48,6 +67,7 @@ impl FromRequest for AccountCtx {
             let target = req.match_info().get("account_id").map(str::to_owned);
             let ctx = auth::account_context(&state, &token, target).await?;
             record_account(&req, &ctx.account_id);
+            check_route_need(&req, &ctx)?;
             Ok(ctx)
         })
     }

@@ -41,7 +41,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
     match e {
         AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
         AppError::NotFound { .. } => StatusCode::NOT_FOUND,
         AppError::Conflict { .. } | AppError::Taken { .. } => StatusCode::CONFLICT,
         AppError::Gone { .. } => StatusCode::GONE,

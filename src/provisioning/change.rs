@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::domain::authz::{Area, Permission, PermissionSet, Standing};
 use crate::domain::catalog::{AddOn, UserTier};
 use crate::domain::users::{BaseRole, UserStatus};
 
@@ -33,18 +34,43 @@ impl Source {
     }
 }
 
-/// Who made a change: a label for the audit log and, for people, their base role (role
-/// rules such as "only the owner grants Admin" depend on it). `role: None` is the platform
-/// (operator token, CLI) or an identity provider acting under the account's configuration.
+/// Who made a change: a label for the audit log, their standing (the grant rules — "only
+/// the owner grants Admin", "only the owner changes the owner" — depend on it) and the
+/// permissions they hold (nobody grants more).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub label: String,
-    pub role: Option<BaseRole>,
+    pub standing: Standing,
+    pub holds: PermissionSet,
+    /// The user a person acts as (none for the system, the operator and IdPs).
+    pub user_id: Option<String>,
 }
 
 impl Actor {
+    /// The server itself or the CLI (which has the database, so holds everything).
     pub fn system(label: impl Into<String>) -> Actor {
-        Actor { label: label.into(), role: None }
+        Actor { label: label.into(), standing: Standing::System, holds: PermissionSet::all(), user_id: None }
+    }
+
+    /// The platform operator.
+    pub fn operator(label: impl Into<String>) -> Actor {
+        Actor { label: label.into(), standing: Standing::Operator, holds: PermissionSet::all(), user_id: None }
+    }
+
+    /// An identity provider (a SCIM token, a SAML login): users and groups only.
+    pub fn identity_provider(label: impl Into<String>) -> Actor {
+        let holds = [Permission::edit(Area::Users), Permission::edit(Area::Groups)].into_iter().collect();
+        Actor { label: label.into(), standing: Standing::IdentityProvider, holds, user_id: None }
+    }
+
+    /// A person of the account (or an ancestor's admin on the mirror).
+    pub fn person(
+        label: impl Into<String>,
+        user_id: Option<String>,
+        standing: Standing,
+        holds: PermissionSet,
+    ) -> Actor {
+        Actor { label: label.into(), standing, holds, user_id }
     }
 }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use super::change::*;
 use super::entitlements;
 use crate::domain::accounts::normalize_email;
+use crate::domain::authz::{check_grant, stored_role_permissions, GrantError, Standing};
 use crate::domain::catalog::UserTier;
 use crate::domain::mapping::{DesiredState, MappingConfig, MultiDesired, Target};
 use crate::domain::phone::ExtensionRequest;
@@ -151,6 +152,11 @@ fn upsert_user(
     // 1. Mapping rules → desired state, merged under the explicit fields.
     let mut placement: Option<AccountRow> = None;
     let mut mapped_groups: Option<(BTreeSet<String>, BTreeSet<String>)> = None;
+    // What the adapter itself stated: rules were authorized when they were stored (by the
+    // storer's rights), so what they derive is not a grant by whoever triggers them; what
+    // the caller states is checked against the caller.
+    let (stated_role, stated_custom_role) = (ex.role, ex.custom_role.clone());
+    let privileged = existing.as_ref().map(|u| u.role).filter(|r| *r != BaseRole::Member);
     if change.apply_mapping {
         if let Some(rules) = env.mappings.get(conn, &account.id)? {
             let desired = rules.evaluate(&change.attributes);
@@ -166,6 +172,26 @@ fn upsert_user(
                 }
             }
             mapped_groups = merge_desired(&mut ex, desired, placement.is_some(), rules.config());
+        }
+        // Rules never move the owner or an Admin into a sub account, and never change the
+        // owner's role: the account would lose its owner (or the sub gain a second).
+        if let Some(role) = privileged {
+            let mut kept = Vec::new();
+            if placement.take().is_some() {
+                kept.push("placement");
+            }
+            if role == BaseRole::Owner && (ex.role != stated_role || ex.custom_role != stated_custom_role) {
+                ex.role = stated_role;
+                ex.custom_role = stated_custom_role.clone();
+                kept.push("role");
+            }
+            if !kept.is_empty() {
+                issues.push(ProvisioningIssue::on(
+                    IssueCode::PrivilegedUserKept,
+                    &kept.join(","),
+                    format!("mapping rules do not change the {} ({} kept)", role.as_str(), kept.join(", ")),
+                ));
+            }
         }
     }
     // A user placed in a sub account earlier stays there when they come back through the
@@ -203,8 +229,10 @@ fn upsert_user(
             if store::users::owner(conn, &home.id)?.is_some() {
                 return Err(AppError::conflict("owner_role", "an account has exactly one owner"));
             }
+        } else if stated_role == Some(role) {
+            check_role_change(change.actor.standing, from, role)?;
         } else {
-            check_role_change(change.actor.role, from, role)?;
+            check_role_change(Standing::System, from, role)?;
         }
         set_text(&mut changes, "role", &mut user.role, role);
     }
@@ -212,7 +240,13 @@ fn upsert_user(
         Field::Keep => {}
         Field::Clear => set_opt(&mut changes, "custom_role", &mut user.custom_role_id, Field::Clear),
         Field::Set(name) => match store::roles::find_by_name(conn, &home.id, name)? {
-            Some(r) => set_opt(&mut changes, "custom_role", &mut user.custom_role_id, Field::Set(r.id)),
+            Some(r) => {
+                if stated_custom_role == ex.custom_role && user.custom_role_id.as_deref() != Some(r.id.as_str()) {
+                    // Assigning a role is granting its contents.
+                    check_grant(change.actor.holds, stored_role_permissions(&r.permissions))?;
+                }
+                set_opt(&mut changes, "custom_role", &mut user.custom_role_id, Field::Set(r.id))
+            }
             None if change.shortage == Shortage::Refuse => {
                 return Err(AppError::bad_request("unknown_role", format!("no role named {name:?}")))
             }
@@ -244,6 +278,9 @@ fn upsert_user(
             }
             (_, s) => s,
         };
+        if next != current {
+            protect_privileged(&change.actor, user.role, "status")?;
+        }
         set_text(&mut changes, "status", &mut user.status, next);
     }
     if invitation_accepted {
@@ -594,6 +631,19 @@ fn merge_desired(
     }
 }
 
+/// Deactivating or removing the owner is the owner's own act (or the operator's); an
+/// Admin is deactivated or removed by the owner, the master or the account's IdP (a leaver
+/// is deprovisioned by the directory), never by another Admin.
+fn protect_privileged(actor: &Actor, target: BaseRole, what: &str) -> AppResult<()> {
+    match target {
+        BaseRole::Owner if !actor.standing.changes_owner() => Err(GrantError::OnlyOwnerChangesOwner.into()),
+        BaseRole::Admin if !actor.standing.manages_admins() && actor.standing != Standing::IdentityProvider => {
+            Err(AppError::denied("owner_only", format!("only the account owner can change an Admin's {what}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn delete_user(
     conn: &mut DbConn,
     env: &Env,
@@ -605,9 +655,7 @@ fn delete_user(
     if user.role == BaseRole::Owner {
         return Err(AppError::conflict("owner_role", "the account owner cannot be removed"));
     }
-    if user.role == BaseRole::Admin {
-        check_role_change(change.actor.role, BaseRole::Admin, BaseRole::Member)?;
-    }
+    protect_privileged(&change.actor, user.role, "removal")?;
     entitlements::release_all(conn, &user)?;
     super::groups::remove_from_all(conn, env, &account.id, &user.id, change.source)?;
     store::users::delete(conn, &user.id)?;

@@ -102,8 +102,12 @@ pub fn rule_attributes(login: &VerifiedLogin) -> BTreeMap<String, Vec<String>> {
 /// with this e-mail address, record the sign-in, and let the account's rules apply.
 pub fn login_change(account: &str, login: &VerifiedLogin) -> Result<IdentityChange, LoginMappingError> {
     let email = login_email(login)?;
-    let mut change =
-        IdentityChange::new(account, Source::Saml, Actor::system(format!("saml:{}", login.issuer)), Operation::Upsert);
+    let mut change = IdentityChange::new(
+        account,
+        Source::Saml,
+        Actor::identity_provider(format!("saml:{}", login.issuer)),
+        Operation::Upsert,
+    );
     change.attributes = rule_attributes(login);
     change.shortage = Shortage::Report;
     change.invite = false;

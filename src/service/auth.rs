@@ -6,22 +6,25 @@
 //! time so the hot paths (SCIM pushes) skip the database. Revocation through this process
 //! clears the cache entry at once; other processes notice within [`TOKEN_CACHE_TTL`].
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::Services;
 use crate::cache::TtlCache;
-use crate::domain::users::{effective_permissions, BaseRole, Permission, UserStatus};
+use crate::domain::authz::{Area, Permission, PermissionSet, Standing};
+use crate::domain::users::{effective_permissions, BaseRole, UserStatus};
 use crate::error::{AppError, AppResult};
 use crate::provisioning::Actor;
 use crate::secrets::hash_secret;
 use crate::store::{self, DbConn};
 
-pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a verified token is reused. Revocation through this process clears it at once;
+/// other processes notice within this window (losing a right takes effect within 1 s
+/// everywhere). It costs one indexed token read per token per second.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
 /// How long a resolved account context (acting user's role and permissions) is reused.
-/// Changes made through this process clear it at once; other processes see role changes
-/// within this window.
-pub const CONTEXT_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Changes made through this process clear it at once; other processes see role changes,
+/// deactivations and disassociations within this window.
+pub const CONTEXT_CACHE_TTL: Duration = Duration::from_secs(1);
 const CACHE_MAX: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +125,16 @@ pub struct AccountCtx {
     pub account_id: String,
     pub principal: Principal,
     pub actor: Actor,
-    pub permissions: BTreeSet<Permission>,
+    pub permissions: PermissionSet,
     pub via_mirror: bool,
 }
 
 impl AccountCtx {
     pub fn require(&self, p: Permission) -> AppResult<()> {
-        if self.permissions.contains(&p) {
+        if self.permissions.contains(p) {
             Ok(())
         } else {
-            Err(AppError::forbidden(format!("this action needs the {} permission", p.as_str())))
+            Err(AppError::missing_permission(p))
         }
     }
 
@@ -162,7 +165,6 @@ pub async fn account_context(svc: &Services, token: &str, mirror_target: Option<
 }
 
 fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<String>) -> AppResult<AccountCtx> {
-    let all: BTreeSet<Permission> = Permission::ALL.iter().copied().collect();
     match (principal.scope, mirror_target) {
         (Scope::Scim, _) => Err(AppError::forbidden("this token is for SCIM provisioning only; use an admin token")),
         (Scope::Operator, None) => Err(AppError::bad_request(
@@ -173,9 +175,9 @@ fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<St
             store::accounts::find(conn, &target)?.ok_or(AppError::not_found("account"))?;
             Ok(AccountCtx {
                 account_id: target,
-                actor: Actor::system(format!("operator:{}", principal.token_id)),
+                actor: Actor::operator(format!("operator:{}", principal.token_id)),
                 principal,
-                permissions: all,
+                permissions: PermissionSet::all(),
                 via_mirror: true,
             })
         }
@@ -183,53 +185,57 @@ fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<St
             let own =
                 principal.account_id.clone().ok_or_else(|| AppError::Internal("admin token without account".into()))?;
             let (role, custom) = acting_role(conn, &principal)?;
-            let own_perms = effective_permissions(role, custom.as_ref());
+            let own_perms = effective_permissions(role, custom);
             let label = match &principal.user_id {
                 Some(u) => format!("user:{u}"),
                 None => format!("token:{}", principal.token_id),
             };
+            let standing = match role {
+                BaseRole::Owner => Standing::Owner,
+                BaseRole::Admin => Standing::Admin,
+                BaseRole::Member => Standing::Member,
+            };
             match target {
-                None => Ok(AccountCtx {
-                    account_id: own,
-                    actor: Actor { label, role: Some(role) },
-                    principal,
-                    permissions: own_perms,
-                    via_mirror: false,
-                }),
-                Some(t) if t == own => Ok(AccountCtx {
-                    account_id: own,
-                    actor: Actor { label, role: Some(role) },
-                    principal,
-                    permissions: own_perms,
-                    via_mirror: false,
-                }),
-                Some(t) => {
+                Some(t) if t != own => {
                     // Another tenant's account looks exactly like a missing one.
                     let ancestors = store::accounts::ancestors(conn, &t)?;
                     if !ancestors.contains(&own) {
                         return Err(AppError::not_found("account"));
                     }
-                    if !own_perms.contains(&Permission::SubAccountsManage) {
-                        return Err(AppError::forbidden(
-                            "managing sub accounts needs a role with the sub_accounts:manage permission",
-                        ));
+                    let manage = Permission::edit(Area::SubAccounts);
+                    if !own_perms.contains(manage) {
+                        return Err(AppError::missing_permission(manage));
                     }
                     Ok(AccountCtx {
                         account_id: t,
-                        actor: Actor { label: format!("{label}@{own}"), role: Some(BaseRole::Owner) },
+                        actor: Actor::person(
+                            format!("{label}@{own}"),
+                            None,
+                            Standing::MasterAdmin,
+                            PermissionSet::all(),
+                        ),
                         principal,
-                        permissions: all,
+                        permissions: PermissionSet::all(),
                         via_mirror: true,
                     })
                 }
+                _ => Ok(AccountCtx {
+                    account_id: own,
+                    actor: Actor::person(label, principal.user_id.clone(), standing, own_perms),
+                    principal,
+                    permissions: own_perms,
+                    via_mirror: false,
+                }),
             }
         }
     }
 }
 
-/// The acting user's base role and custom-role permissions. A token without a user acts as
-/// the account owner.
-fn acting_role(conn: &mut DbConn, p: &Principal) -> AppResult<(BaseRole, Option<BTreeSet<Permission>>)> {
+pub use crate::domain::authz::stored_role_permissions;
+
+/// The acting user's base role and custom-role permissions. A token without a user (made
+/// before tokens always named one) acts as the account owner.
+fn acting_role(conn: &mut DbConn, p: &Principal) -> AppResult<(BaseRole, Option<PermissionSet>)> {
     let Some(uid) = &p.user_id else { return Ok((BaseRole::Owner, None)) };
     let account = p.account_id.as_deref().unwrap_or_default();
     let user = store::users::find(conn, account, uid)?
@@ -238,13 +244,7 @@ fn acting_role(conn: &mut DbConn, p: &Principal) -> AppResult<(BaseRole, Option<
         return Err(AppError::Unauthorized("the token's user is deactivated".into()));
     }
     let custom = match &user.custom_role_id {
-        Some(r) => store::roles::find(conn, account, r)?.map(|r| {
-            serde_json::from_str::<Vec<String>>(&r.permissions)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|s| Permission::parse(s))
-                .collect::<BTreeSet<_>>()
-        }),
+        Some(r) => store::roles::find(conn, account, r)?.map(|r| stored_role_permissions(&r.permissions)),
         None => None,
     };
     Ok((user.role, custom))
@@ -262,7 +262,7 @@ pub async fn operator_context(svc: &Services, token: &str) -> AppResult<Operator
     if principal.scope != Scope::Operator {
         return Err(AppError::forbidden("only the platform operator may do this"));
     }
-    let actor = Actor::system(format!("operator:{}", principal.token_id));
+    let actor = Actor::operator(format!("operator:{}", principal.token_id));
     Ok(OperatorCtx { principal, actor })
 }
 
@@ -281,6 +281,6 @@ pub async fn scim_context(svc: &Services, token: &str) -> AppResult<ScimCtx> {
     }
     let account_id =
         principal.account_id.clone().ok_or_else(|| AppError::Internal("SCIM token without account".into()))?;
-    let actor = Actor::system(format!("scim:{}", principal.token_id));
+    let actor = Actor::identity_provider(format!("scim:{}", principal.token_id));
     Ok(ScimCtx { account_id, principal, actor })
 }

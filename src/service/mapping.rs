@@ -1,8 +1,8 @@
 //! Mapping rules: one JSON document per account (the format is documented in the README
 //! and in `domain::mapping`), validated and compiled before it is stored.
 
-use crate::domain::mapping::{CompiledMapping, MappingConfig, Target};
-use crate::domain::users::BaseRole;
+use crate::domain::authz::{check_grant, stored_role_permissions, Area, Permission, PermissionSet};
+use crate::domain::mapping::{CompiledMapping, MappingConfig, MappingReach, Target};
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
 use crate::provisioning::{Actor, Env, Source};
@@ -21,22 +21,44 @@ pub fn get(conn: &mut DbConn, account: &str) -> AppResult<(serde_json::Value, i6
     }
 }
 
-/// Validates, compiles and stores a rules document. Rules that grant the Admin role need
-/// the owner (or the platform), as granting Admin directly does.
+/// Rules are authorized when they are stored, by the storer's rights (applying them later
+/// at a SCIM push or SAML login is not a grant by the IdP): whatever any part of the
+/// document can give, the storer must be able to give directly.
+fn authorize_rules(conn: &mut DbConn, actor: &Actor, account: &str, reach: &MappingReach) -> AppResult<()> {
+    if reach.touches_admin() && !actor.standing.manages_admins() {
+        return Err(AppError::denied(
+            "owner_only",
+            "only the account owner can store rules that set the role admin or member, clear roles, or copy the role from an attribute",
+        ));
+    }
+    for name in reach.custom_roles() {
+        let role = store::roles::find_by_name(conn, account, name)?.ok_or_else(|| {
+            AppError::bad_request("unknown_role", format!("the rules name the role {name:?}, which does not exist"))
+        })?;
+        check_grant(actor.holds, stored_role_permissions(&role.permissions))?;
+    }
+    let needs = |t: Target| match t {
+        Target::SubAccount => Some(Permission::edit(Area::SubAccounts)),
+        Target::Group => Some(Permission::edit(Area::Groups)),
+        Target::PhoneSite | Target::PhoneExtension | Target::PhoneNumber | Target::CallingPlan | Target::PhoneRole => {
+            Some(Permission::edit(Area::PhoneUsers))
+        }
+        Target::UserType | Target::Addon | Target::Role => Some(Permission::edit(Area::Users)),
+        Target::Department | Target::JobTitle | Target::Location | Target::CostCenter => None,
+    };
+    let granted: PermissionSet = reach.targets.iter().filter_map(|t| needs(*t)).collect();
+    check_grant(actor.holds, granted)?;
+    Ok(())
+}
+
+/// Validates, compiles, authorizes and stores a rules document.
 pub fn set(conn: &mut DbConn, env: &Env, actor: &Actor, source: Source, account: &str, text: &str) -> AppResult<i64> {
     if text.len() > MAX_RULES_BYTES {
         return Err(AppError::PayloadTooLarge { limit: MAX_RULES_BYTES });
     }
     let compiled =
         CompiledMapping::from_json(text).map_err(|e| AppError::bad_request("invalid_rules", e.to_string()))?;
-    let grants_admin = compiled
-        .config()
-        .rules
-        .iter()
-        .any(|r| r.target == Target::Role && BaseRole::parse(&r.value) == Some(BaseRole::Admin));
-    if grants_admin && !matches!(actor.role, Some(BaseRole::Owner) | None) {
-        return Err(AppError::forbidden("only the account owner can set rules that grant the Admin role"));
-    }
+    authorize_rules(conn, actor, account, &compiled.config().reach())?;
     let canonical = serde_json::to_string(compiled.config()).map_err(|e| AppError::Internal(e.to_string()))?;
     let version = store::mapping::put(conn, account, &canonical, env.now)?;
     env.mappings.remember(account, version, Some(std::sync::Arc::new(compiled.clone())));

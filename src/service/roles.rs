@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::users::Permission;
+use crate::domain::authz::{check_grant, Permission, PermissionSet};
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
 use crate::provisioning::{Actor, Env, Source};
@@ -24,7 +24,7 @@ impl From<RoleRow> for RoleView {
         RoleView {
             id: r.id,
             name: r.name,
-            permissions: serde_json::from_str(&r.permissions).unwrap_or_default(),
+            permissions: crate::service::auth::stored_role_permissions(&r.permissions).names(),
             created_at: r.created_at,
         }
     }
@@ -34,11 +34,13 @@ impl From<RoleRow> for RoleView {
 #[serde(deny_unknown_fields)]
 pub struct RoleInput {
     pub name: String,
-    /// Permission names, e.g. `users:read`, `sub_accounts:manage`.
+    /// Catalogue permissions (`GET /api/v1/permissions`), e.g. `users:view`,
+    /// `sub_accounts:edit`; the names of earlier releases (`users:read`, `phone:manage`, …)
+    /// are accepted as aliases. The role holds `view` wherever it holds `edit`.
     pub permissions: Vec<String>,
 }
 
-fn validate(input: &RoleInput) -> AppResult<(String, String)> {
+fn validate(actor: &Actor, input: &RoleInput) -> AppResult<(String, String)> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::bad_request("invalid_name", "a role name is 1 to 100 characters"));
@@ -46,23 +48,21 @@ fn validate(input: &RoleInput) -> AppResult<(String, String)> {
     if crate::domain::users::BaseRole::parse(name).is_some() {
         return Err(AppError::bad_request("invalid_name", "owner, admin and member are built-in roles"));
     }
-    let mut perms = Vec::new();
-    for p in &input.permissions {
-        let parsed = Permission::parse(p).ok_or_else(|| {
-            let all: Vec<_> = Permission::ALL.iter().map(|p| p.as_str()).collect();
-            AppError::bad_request("invalid_permission", format!("unknown permission {p:?}; known: {}", all.join(", ")))
-        })?;
-        if !perms.contains(&parsed.as_str()) {
-            perms.push(parsed.as_str());
-        }
-    }
-    perms.sort();
-    let text = serde_json::to_string(&perms).map_err(|e| AppError::Internal(e.to_string()))?;
+    let perms = PermissionSet::parse_names(&input.permissions).map_err(|unknown| {
+        let all: Vec<_> = Permission::catalogue().map(Permission::name).collect();
+        AppError::bad_request(
+            "invalid_permission",
+            format!("unknown permission {unknown:?}; known: {}", all.join(", ")),
+        )
+    })?;
+    // Nobody creates a role holding more than they hold themselves.
+    check_grant(actor.holds, perms)?;
+    let text = serde_json::to_string(&perms.names()).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok((name.to_owned(), text))
 }
 
 pub fn create(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, input: &RoleInput) -> AppResult<RoleView> {
-    let (name, perms) = validate(input)?;
+    let (name, perms) = validate(actor, input)?;
     let row = RoleRow {
         id: crate::secrets::new_id(),
         account_id: account.to_owned(),
@@ -96,7 +96,7 @@ pub fn update(
     input: &RoleInput,
 ) -> AppResult<RoleView> {
     let mut row = store::roles::find(conn, account, id)?.ok_or(AppError::not_found("role"))?;
-    let (name, perms) = validate(input)?;
+    let (name, perms) = validate(actor, input)?;
     row.name_lower = name.to_lowercase();
     row.name = name;
     row.permissions = perms;

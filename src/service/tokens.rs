@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use crate::domain::accounts::normalize_email;
-use crate::domain::users::BaseRole;
+use crate::domain::authz::{check_grant, stored_role_permissions, GrantError};
+use crate::domain::users::{effective_permissions, BaseRole};
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
 use crate::provisioning::{Actor, Env, Source};
@@ -48,8 +49,11 @@ impl From<TokenRow> for TokenView {
     }
 }
 
-/// Issues an `admin` or `scim` token for an account. Admin tokens act as a user (by e-mail;
-/// default: the owner), who must be the owner or an admin of that account.
+/// Issues an `admin` or `scim` token for an account. An admin token always names the user
+/// it acts as (by e-mail; default: the caller, or the owner for the CLI and the operator),
+/// who must be the owner, an admin or hold a custom role. Nobody mints a token that holds
+/// more than they do: the token's user's permissions (an SCIM token's: users and groups)
+/// must be within the caller's, and only the owner's side mints a token acting as the owner.
 pub fn create(
     conn: &mut DbConn,
     env: &Env,
@@ -62,16 +66,20 @@ pub fn create(
 ) -> AppResult<IssuedToken> {
     store::accounts::find(conn, account)?.ok_or(AppError::not_found("account"))?;
     let user_id = match scope {
-        "scim" => None,
+        "scim" => {
+            check_grant(actor.holds, Actor::identity_provider("scim").holds)?;
+            None
+        }
         "admin" => {
-            let user = match user_email {
-                Some(e) => {
+            let user = match (user_email, &actor.user_id) {
+                (Some(e), _) => {
                     let e = normalize_email(e)?;
                     store::users::find_by_email(conn, &e)?
                         .filter(|u| u.account_id == account)
                         .ok_or(AppError::not_found("user"))?
                 }
-                None => store::users::owner(conn, account)?.ok_or(AppError::not_found("account owner"))?,
+                (None, Some(me)) => store::users::find(conn, account, me)?.ok_or(AppError::not_found("user"))?,
+                (None, None) => store::users::owner(conn, account)?.ok_or(AppError::not_found("account owner"))?,
             };
             if user.role == BaseRole::Member && user.custom_role_id.is_none() {
                 return Err(AppError::bad_request(
@@ -79,6 +87,17 @@ pub fn create(
                     "admin tokens act as the owner, an admin or a user with a custom role",
                 ));
             }
+            if user.role == BaseRole::Owner
+                && !actor.standing.changes_owner()
+                && actor.user_id.as_deref() != Some(&user.id)
+            {
+                return Err(GrantError::OnlyOwnerChangesOwner.into());
+            }
+            let custom = match &user.custom_role_id {
+                Some(r) => store::roles::find(conn, account, r)?.map(|r| stored_role_permissions(&r.permissions)),
+                None => None,
+            };
+            check_grant(actor.holds, effective_permissions(user.role, custom))?;
             Some(user.id)
         }
         other => {

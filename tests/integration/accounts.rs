@@ -234,7 +234,8 @@ fn master_mirror_needs_manage_sub_accounts() {
     assert_eq!(adm["role"], "admin");
     let admin_token = app.token(&m, "admin", Some("admin@master.test"));
     let (s, e) = app.get(&format!("/api/v1/accounts/{sub}/users"), &admin_token);
-    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("forbidden")), "{e}");
+    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("missing_permission")), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("sub_accounts:edit"), "{e}");
 
     // Given a custom role with sub_accounts:manage: allowed.
     let (s, role) = app.post(

@@ -75,7 +75,7 @@ fn only_the_owner_grants_or_removes_admin() {
     let admin = app.token(&a, "admin", Some("adm@a.test"));
 
     let (s, e) = app.patch(&format!("/api/v1/users/{mem_id}"), &admin, json!({ "role": "admin" }));
-    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("forbidden")), "{e}");
+    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("owner_only")), "{e}");
     let (s, e) =
         app.patch(&format!("/api/v1/users/{}", adm["id"].as_str().unwrap()), &admin, json!({ "role": "member" }));
     assert_eq!(s, 403, "{e}");

@@ -3,7 +3,6 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
@@ -12,21 +11,20 @@ use crate::service::accounts::{self, AccountUpdate, AccountView, DisassociationR
 use crate::service::accounts::{parse_billing, parse_kind};
 use crate::store;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/account", web::get().to(get_account))
-        .route("/account", web::patch().to(update_account))
-        .route("/account/domains", web::post().to(add_domain))
-        .route("/account/domains/{domain}", web::delete().to(remove_domain))
-        .route("/sub_accounts", web::get().to(list_subs))
-        .route("/sub_accounts", web::post().to(create_sub))
-        .route("/sub_accounts/{sub_id}/disassociate", web::post().to(disassociate))
-        .route("/audit", web::get().to(audit_log));
+route_table! {
+    GET "/account" => get_account, view Account;
+    PATCH "/account" => update_account, edit Account;
+    POST "/account/domains" => add_domain, edit Domains;
+    DELETE "/account/domains/{domain}" => remove_domain, edit Domains;
+    GET "/sub_accounts" => list_subs, view SubAccounts;
+    POST "/sub_accounts" => create_sub, edit SubAccounts;
+    POST "/sub_accounts/{sub_id}/disassociate" => disassociate, edit SubAccounts;
+    GET "/audit" => audit_log, view Audit;
 }
 
 /// This account.
 #[utoipa::path(get, path = "/api/v1/account", tag = "account", responses((status = 200, body = AccountView)))]
 pub async fn get_account(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::AccountRead)?;
     let view = state
         .db
         .read(move |c| {
@@ -68,7 +66,6 @@ pub async fn update_account(
     ctx: AccountCtx,
     body: web::Json<UpdateAccount>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::AccountEdit)?;
     let b = body.into_inner();
     let upd = AccountUpdate {
         name: b.name,
@@ -102,7 +99,6 @@ pub async fn add_domain(
     ctx: AccountCtx,
     body: web::Json<AddDomain>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::AccountEdit)?;
     let env = state.env();
     let domain = body.into_inner().domain;
     let d = state.db.write(move |c| accounts::add_domain(c, &env, &ctx.actor, &ctx.account_id, &domain)).await?;
@@ -116,7 +112,6 @@ pub async fn remove_domain(
     ctx: AccountCtx,
     path: web::Path<super::Params>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::AccountEdit)?;
     let env = state.env();
     let domain = super::Params::get(&path.domain, "domain")?;
     state.db.write(move |c| accounts::remove_domain(c, &env, &ctx.actor, &ctx.account_id, &domain)).await?;
@@ -126,7 +121,6 @@ pub async fn remove_domain(
 /// The direct sub accounts of this (master) account.
 #[utoipa::path(get, path = "/api/v1/sub_accounts", tag = "sub accounts", responses((status = 200, body = [AccountView])))]
 pub async fn list_subs(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SubAccountsManage)?;
     let views = state
         .db
         .read(move |c| {
@@ -166,7 +160,6 @@ pub async fn create_sub(
     ctx: AccountCtx,
     body: web::Json<CreateSub>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SubAccountsManage)?;
     let b = body.into_inner();
     let mut licenses = Vec::new();
     for (p, q) in &b.licenses {
@@ -218,7 +211,6 @@ pub async fn disassociate(
     path: web::Path<super::Params>,
     body: Option<web::Json<Disassociate>>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SubAccountsManage)?;
     let sub = super::Params::get(&path.sub_id, "sub_id")?;
     let downgrade = body.map(|b| b.downgrade_users).unwrap_or(false);
     let env = state.env();
@@ -257,7 +249,6 @@ pub async fn audit_log(
     ctx: AccountCtx,
     q: web::Query<AuditQuery>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::AuditRead)?;
     let q = q.into_inner();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state

@@ -4,17 +4,16 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::catalog::{Product, UnknownName};
-use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
 use crate::service::licenses::{self, LicenseSummary};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/licenses", web::get().to(summary))
-        .route("/licenses/{product}", web::put().to(purchase))
-        .route("/sub_accounts/{sub_id}/licenses/{product}", web::put().to(delegate));
+route_table! {
+    GET "/licenses" => summary, view Licenses;
+    PUT "/licenses/{product}" => purchase, operator;
+    PUT "/sub_accounts/{sub_id}/licenses/{product}" => delegate, edit SubAccounts;
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -31,7 +30,6 @@ fn product(s: &str) -> AppResult<Product> {
 /// delegated to each sub account, remaining.
 #[utoipa::path(get, path = "/api/v1/licenses", tag = "licenses", responses((status = 200, body = LicenseSummary)))]
 pub async fn summary(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::AccountRead)?;
     let s = state.db.read(move |c| licenses::summary(c, &ctx.account_id)).await?;
     Ok(HttpResponse::Ok().json(s))
 }
@@ -45,7 +43,6 @@ pub async fn purchase(
     path: web::Path<super::Params>,
     body: web::Json<Quantity>,
 ) -> AppResult<HttpResponse> {
-    ctx.require_operator()?;
     let product = product(&super::Params::get(&path.product, "product")?)?;
     let q = body.quantity;
     let env = state.env();
@@ -68,8 +65,6 @@ pub async fn delegate(
     path: web::Path<super::Params>,
     body: web::Json<Quantity>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SubAccountsManage)?;
-    ctx.require(Permission::LicensesManage)?;
     let (sub, product_name) =
         (super::Params::get(&path.sub_id, "sub_id")?, super::Params::get(&path.product, "product")?);
     let product = product(&product_name)?;

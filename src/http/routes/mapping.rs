@@ -2,21 +2,20 @@
 
 use actix_web::{web, HttpResponse};
 
-use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
 use crate::service::mapping;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/mapping", web::get().to(get)).route("/mapping", web::put().to(put));
+route_table! {
+    GET "/mapping" => get, view Mapping;
+    PUT "/mapping" => put, edit Mapping;
 }
 
 /// The account's mapping rules (the document format is in the README).
 #[utoipa::path(get, path = "/api/v1/mapping", tag = "mapping", responses((status = 200, description = "{\"version\": n, \"rules\": {…}}")))]
 pub async fn get(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::MappingManage)?;
     let (doc, version) = state.db.read(move |c| mapping::get(c, &ctx.account_id)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "version": version, "rules": doc })))
 }
@@ -26,7 +25,6 @@ pub async fn get(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpR
 #[utoipa::path(put, path = "/api/v1/mapping", tag = "mapping", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, description = "stored"), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn put(state: web::Data<AppState>, ctx: AccountCtx, body: web::Bytes) -> AppResult<HttpResponse> {
-    ctx.require(Permission::MappingManage)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| AppError::bad_request("invalid_json", "the body is not UTF-8"))?
         .to_owned();

@@ -1,6 +1,66 @@
 //! Admin API routes. Account-scoped routes are registered twice by `http::configure`:
 //! under `/api/v1` (the token's own account) and under `/api/v1/accounts/{account_id}`
 //! (the master mirror), with identical bodies.
+//!
+//! Every route is declared once, in its module's `route_table!`: method, path, handler and
+//! the one thing it needs (a catalogue permission, the operator, or nothing). The table
+//! registers the route and is what the `AccountCtx` extractor checks, so no handler checks
+//! permissions by hand and no route exists without a requirement; a test compares the
+//! tables with the OpenAPI document.
+
+use crate::domain::authz::Permission;
+
+/// What a route needs from its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// One catalogue permission, checked by the `AccountCtx` extractor.
+    Perm(Permission),
+    /// The platform operator token.
+    Operator,
+    /// Nothing (health, the SAML endpoints, invitation acceptance, the catalogue); the
+    /// route's own credential, if any, is checked by its handler.
+    Public,
+}
+
+/// One declared route.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// Relative to its scope (`/api/v1` and the mirror for account-scoped routes).
+    pub path: &'static str,
+    pub need: Need,
+}
+
+/// Declares a module's routes: `METHOD "path" => handler, need;` where need is `view Area`,
+/// `edit Area`, `operator` or `public`. Expands to `ROUTES` and `configure`.
+macro_rules! route_table {
+    ($( $method:ident $path:literal => $handler:path, $($need:ident)+; )*) => {
+        pub const ROUTES: &[$crate::http::routes::RouteSpec] = &[
+            $( $crate::http::routes::RouteSpec {
+                method: stringify!($method),
+                path: $path,
+                need: route_table!(@need $($need)+),
+            }, )*
+        ];
+
+        pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+            $( cfg.route($path, route_table!(@method $method).to($handler)); )*
+        }
+    };
+    (@need view $area:ident) => {
+        $crate::http::routes::Need::Perm($crate::domain::authz::Permission::view($crate::domain::authz::Area::$area))
+    };
+    (@need edit $area:ident) => {
+        $crate::http::routes::Need::Perm($crate::domain::authz::Permission::edit($crate::domain::authz::Area::$area))
+    };
+    (@need operator) => { $crate::http::routes::Need::Operator };
+    (@need public) => { $crate::http::routes::Need::Public };
+    (@method GET) => { actix_web::web::get() };
+    (@method POST) => { actix_web::web::post() };
+    (@method PUT) => { actix_web::web::put() };
+    (@method PATCH) => { actix_web::web::patch() };
+    (@method DELETE) => { actix_web::web::delete() };
+}
 
 pub mod account;
 pub mod groups;
@@ -28,6 +88,29 @@ pub fn account_scoped(cfg: &mut web::ServiceConfig) {
         .configure(phone::configure)
         .configure(sso::configure)
         .configure(tokens::configure);
+}
+
+/// The route tables of the account-scoped modules (registered under `/api/v1` and the
+/// mirror).
+pub const ACCOUNT_SCOPED: &[&[RouteSpec]] = &[
+    account::ROUTES,
+    licenses::ROUTES,
+    users::ROUTES,
+    roles::ROUTES,
+    groups::ROUTES,
+    mapping::ROUTES,
+    phone::ROUTES,
+    sso::ROUTES,
+    tokens::ROUTES,
+];
+
+/// The tables of the routes registered at the root (full paths).
+pub const ROOT: &[&[RouteSpec]] = &[system::ROUTES, platform::ROUTES, saml::ROUTES];
+
+/// The requirement of an account-scoped route, by method and its pattern relative to the
+/// scope. `None` means the route is not declared (refused).
+pub fn account_route_need(method: &str, pattern: &str) -> Option<Need> {
+    ACCOUNT_SCOPED.iter().flat_map(|t| t.iter()).find(|r| r.method == method && r.path == pattern).map(|r| r.need)
 }
 
 /// `?limit=&offset=` paging (limit 1–1000, default 100).

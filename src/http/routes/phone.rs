@@ -4,7 +4,6 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{Page, Params};
-use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
@@ -12,19 +11,18 @@ use crate::provisioning::Source;
 use crate::service::phone::{self, NewSite, NumbersAdded, PhoneImportReport, SiteView};
 use crate::store;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/phone/sites", web::get().to(list_sites))
-        .route("/phone/sites", web::post().to(create_site))
-        .route("/phone/numbers", web::get().to(list_numbers))
-        .route("/phone/numbers", web::post().to(add_numbers))
-        .route("/phone/numbers/{number}", web::delete().to(remove_number))
-        .route("/phone/import", web::post().to(import));
+route_table! {
+    GET "/phone/sites" => list_sites, view PhoneSites;
+    POST "/phone/sites" => create_site, edit PhoneSites;
+    GET "/phone/numbers" => list_numbers, view PhoneNumbers;
+    POST "/phone/numbers" => add_numbers, edit PhoneNumbers;
+    DELETE "/phone/numbers/{number}" => remove_number, edit PhoneNumbers;
+    POST "/phone/import" => import, edit PhoneUsers;
 }
 
 /// Phone sites of the account.
 #[utoipa::path(get, path = "/api/v1/phone/sites", tag = "phone", responses((status = 200, body = [SiteView])))]
 pub async fn list_sites(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::PhoneManage)?;
     let sites = state
         .db
         .read(move |c| {
@@ -43,7 +41,6 @@ pub async fn create_site(
     ctx: AccountCtx,
     body: web::Json<NewSite>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::PhoneManage)?;
     let env = state.env();
     let new = body.into_inner();
     let v = state.db.write(move |c| phone::create_site(c, &env, &ctx.actor, &ctx.account_id, &new)).await?;
@@ -57,7 +54,6 @@ pub async fn list_numbers(
     ctx: AccountCtx,
     page: web::Query<Page>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::PhoneManage)?;
     let page = page.into_inner();
     let (numbers, capacity) = state
         .db
@@ -84,7 +80,6 @@ pub async fn add_numbers(
     ctx: AccountCtx,
     body: web::Json<AddNumbers>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::PhoneManage)?;
     let numbers = body.into_inner().numbers;
     if numbers.len() > 10_000 {
         return Err(AppError::bad_request("too_many", "at most 10000 numbers per request"));
@@ -104,7 +99,6 @@ pub async fn remove_number(
     ctx: AccountCtx,
     path: web::Path<Params>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::PhoneManage)?;
     let number = Params::get(&path.number, "number")?;
     let env = state.env();
     state.db.write(move |c| phone::remove_number(c, &env, &ctx.actor, &ctx.account_id, &number)).await?;
@@ -130,7 +124,6 @@ pub async fn import(
     q: web::Query<ImportQuery>,
     body: web::Payload,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::PhoneManage)?;
     let mode = crate::service::phone::parse_mode(q.mode.as_deref())?;
     let dry_run = q.dry_run;
     let limit = super::users::CSV_LIMIT;

@@ -11,11 +11,11 @@ use crate::http::AppState;
 use crate::provisioning::Source;
 use crate::service::accounts::{self, AccountView, NewAccount};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/accounts", web::post().to(create_account))
-        .route("/api/v1/accounts", web::get().to(list_accounts))
-        .route("/api/v1/accounts/{account_id}", web::get().to(get_account))
-        .route("/api/v1/invitations/accept", web::post().to(accept_invitation));
+route_table! {
+    POST "/api/v1/accounts" => create_account, operator;
+    GET "/api/v1/accounts" => list_accounts, operator;
+    GET "/api/v1/accounts/{account_id}" => get_account, operator;
+    POST "/api/v1/invitations/accept" => accept_invitation, public;
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -2,24 +2,22 @@
 
 use actix_web::{web, HttpResponse};
 
-use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::service::roles::{self, RoleInput, RoleView};
 use crate::store;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/roles", web::get().to(list))
-        .route("/roles", web::post().to(create))
-        .route("/roles/{role_id}", web::put().to(update))
-        .route("/roles/{role_id}", web::delete().to(delete));
+route_table! {
+    GET "/roles" => list, view Roles;
+    POST "/roles" => create, edit Roles;
+    PUT "/roles/{role_id}" => update, edit Roles;
+    DELETE "/roles/{role_id}" => delete, edit Roles;
 }
 
 /// Custom roles of the account.
 #[utoipa::path(get, path = "/api/v1/roles", tag = "roles", responses((status = 200, body = [RoleView])))]
 pub async fn list(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersRead)?;
     let rows = state.db.read(move |c| store::roles::list(c, &ctx.account_id).map_err(AppError::from)).await?;
     let views: Vec<RoleView> = rows.into_iter().map(RoleView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "roles": views })))
@@ -32,7 +30,6 @@ pub async fn create(
     ctx: AccountCtx,
     body: web::Json<RoleInput>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::RolesManage)?;
     let env = state.env();
     let input = body.into_inner();
     let v = state.db.write(move |c| roles::create(c, &env, &ctx.actor, &ctx.account_id, &input)).await?;
@@ -47,7 +44,6 @@ pub async fn update(
     path: web::Path<super::Params>,
     body: web::Json<RoleInput>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::RolesManage)?;
     let env = state.env();
     let (id, input) = (super::Params::get(&path.role_id, "role_id")?, body.into_inner());
     let v = state.db.write(move |c| roles::update(c, &env, &ctx.actor, &ctx.account_id, &id, &input)).await?;
@@ -62,7 +58,6 @@ pub async fn delete(
     ctx: AccountCtx,
     path: web::Path<super::Params>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::RolesManage)?;
     let env = state.env();
     let id = super::Params::get(&path.role_id, "role_id")?;
     state.db.write(move |c| roles::delete(c, &env, &ctx.actor, &ctx.account_id, &id)).await?;

@@ -29,12 +29,12 @@ use crate::store::models::AccountRow;
 /// Largest ACS form body: a 256 KiB response, base64 and then form-encoded.
 pub const ACS_BODY_LIMIT: usize = 1024 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/saml/session", web::get().to(session))
-        .route("/saml/logout", web::post().to(logout))
-        .route("/saml/{account}/metadata", web::get().to(metadata))
-        .route("/saml/{account}/login", web::get().to(login))
-        .route("/saml/{account}/acs", web::post().to(acs));
+route_table! {
+    GET "/saml/session" => session, public;
+    POST "/saml/logout" => logout, public;
+    GET "/saml/{account}/metadata" => metadata, public;
+    GET "/saml/{account}/login" => login, public;
+    POST "/saml/{account}/acs" => acs, public;
 }
 
 fn wants_json(req: &HttpRequest) -> bool {

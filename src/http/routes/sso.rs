@@ -4,19 +4,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::Params;
-use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
 use crate::service::sso::{self, SsoInput};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/sso", web::get().to(get))
-        .route("/sso", web::put().to(put))
-        .route("/sso", web::delete().to(delete))
-        .route("/sso/certificates", web::post().to(add_certificate))
-        .route("/sso/certificates/{certificate_id}", web::delete().to(remove_certificate));
+route_table! {
+    GET "/sso" => get, view Sso;
+    PUT "/sso" => put, edit Sso;
+    DELETE "/sso" => delete, edit Sso;
+    POST "/sso/certificates" => add_certificate, edit Sso;
+    DELETE "/sso/certificates/{certificate_id}" => remove_certificate, edit Sso;
 }
 
 fn is_xml(req: &HttpRequest) -> bool {
@@ -37,7 +36,6 @@ fn utf8(body: &[u8]) -> AppResult<String> {
 #[utoipa::path(get, path = "/api/v1/sso", tag = "sso",
     responses((status = 200, body = crate::service::sso::SsoView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SsoManage)?;
     let public_url = state.config.public_url.clone();
     let view = state.db.read(move |c| sso::get(c, &public_url, &ctx.account_id)).await?;
     Ok(HttpResponse::Ok().json(view))
@@ -54,7 +52,6 @@ pub async fn put(
     req: HttpRequest,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SsoManage)?;
     let text = utf8(&body)?;
     let input = if is_xml(&req) {
         SsoInput { idp_metadata: Some(text), ..SsoInput::default() }
@@ -71,7 +68,6 @@ pub async fn put(
 /// Remove the SSO configuration (SAML logins to the account stop).
 #[utoipa::path(delete, path = "/api/v1/sso", tag = "sso", responses((status = 204, description = "removed")))]
 pub async fn delete(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SsoManage)?;
     let env = state.env();
     state.db.write(move |c| sso::delete(c, &env, &ctx.actor, Source::Api, &ctx.account_id)).await?;
     state.sso.clear();
@@ -90,7 +86,6 @@ pub struct CertificateInput {
 #[utoipa::path(post, path = "/api/v1/sso/certificates", tag = "sso", request_body = CertificateInput,
     responses((status = 201, body = crate::service::sso::CertificateView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn add_certificate(state: web::Data<AppState>, ctx: AccountCtx, body: web::Bytes) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SsoManage)?;
     let text = utf8(&body)?;
     let pem = if text.trim_start().starts_with('{') {
         serde_json::from_str::<CertificateInput>(&text)
@@ -116,7 +111,6 @@ pub async fn remove_certificate(
     ctx: AccountCtx,
     path: web::Path<Params>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::SsoManage)?;
     let id = Params::get(&path.certificate_id, "certificate_id")?;
     let env = state.env();
     state.db.write(move |c| sso::remove_certificate(c, &env, &ctx.actor, Source::Api, &ctx.account_id, &id)).await?;

@@ -5,10 +5,10 @@ use actix_web::{web, HttpResponse};
 use crate::error::AppError;
 use crate::http::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/api/v1/openapi.json", web::get().to(openapi));
+route_table! {
+    GET "/healthz" => healthz, public;
+    GET "/readyz" => readyz, public;
+    GET "/api/v1/openapi.json" => openapi, public;
 }
 
 /// The process is up.

@@ -5,7 +5,6 @@ use serde::Deserialize;
 
 use super::Page;
 use crate::domain::catalog::{UnknownName, UserTier};
-use crate::domain::users::Permission;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
@@ -16,18 +15,18 @@ use crate::store;
 /// Largest CSV accepted over HTTP (the CLI streams files of any size).
 pub const CSV_LIMIT: usize = 64 * 1024 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::get().to(list))
-        .route("/users", web::post().to(create))
-        .route("/users/import", web::post().to(import_csv))
-        .route("/users/export", web::get().to(export_csv))
-        .route("/users/bulk/change_type", web::post().to(bulk_change_type))
-        .route("/users/bulk/remove", web::post().to(bulk_remove))
-        .route("/users/{user_id}", web::get().to(get))
-        .route("/users/{user_id}", web::patch().to(update))
-        .route("/users/{user_id}", web::delete().to(delete))
-        .route("/users/{user_id}/invitation/resend", web::post().to(resend))
-        .route("/invitations", web::get().to(list_invitations));
+route_table! {
+    GET "/users" => list, view Users;
+    POST "/users" => create, edit Users;
+    POST "/users/import" => import_csv, edit Users;
+    GET "/users/export" => export_csv, view Users;
+    POST "/users/bulk/change_type" => bulk_change_type, edit Users;
+    POST "/users/bulk/remove" => bulk_remove, edit Users;
+    GET "/users/{user_id}" => get, view Users;
+    PATCH "/users/{user_id}" => update, edit Users;
+    DELETE "/users/{user_id}" => delete, edit Users;
+    POST "/users/{user_id}/invitation/resend" => resend, edit Users;
+    GET "/invitations" => list_invitations, view Users;
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -46,7 +45,6 @@ pub struct ListQuery {
 /// Users of the account.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListQuery), responses((status = 200, body = [UserView])))]
 pub async fn list(state: web::Data<AppState>, ctx: AccountCtx, q: web::Query<ListQuery>) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersRead)?;
     let q = q.into_inner();
     let page = Page { limit: q.limit, offset: q.offset };
     let filter = store::users::UserListFilter {
@@ -69,7 +67,6 @@ pub async fn create(
     ctx: AccountCtx,
     body: web::Json<UserInput>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersEdit)?;
     let change = admin_users::create_change(&ctx.account_id, &ctx.actor, Source::Api, &body)?;
     let env = state.env();
     let view = state
@@ -94,7 +91,6 @@ pub async fn get(
     ctx: AccountCtx,
     path: web::Path<super::Params>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersRead)?;
     let id = super::Params::get(&path.user_id, "user_id")?;
     let view = state.db.read(move |c| admin_users::get(c, &ctx.account_id, &id)).await?;
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("W/\"{}\"", view.version))).json(view))
@@ -127,7 +123,6 @@ pub async fn update(
     path: web::Path<super::Params>,
     body: web::Json<UserInput>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersEdit)?;
     let id = super::Params::get(&path.user_id, "user_id")?;
     let change = admin_users::update_change(&ctx.account_id, &ctx.actor, &id, &body, if_match(&req)?)?;
     let env = state.env();
@@ -148,7 +143,6 @@ pub async fn delete(
     ctx: AccountCtx,
     path: web::Path<super::Params>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersEdit)?;
     let change = admin_users::delete_change(
         &ctx.account_id,
         &ctx.actor,
@@ -168,7 +162,6 @@ pub async fn resend(
     ctx: AccountCtx,
     path: web::Path<super::Params>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersEdit)?;
     let id = super::Params::get(&path.user_id, "user_id")?;
     let env = state.env();
     let view = state
@@ -190,7 +183,6 @@ pub async fn list_invitations(
     ctx: AccountCtx,
     page: web::Query<Page>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersRead)?;
     let page = page.into_inner();
     let env = state.env();
     let list =
@@ -216,7 +208,6 @@ pub async fn bulk_change_type(
     ctx: AccountCtx,
     body: web::Json<ChangeType>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersEdit)?;
     let (from, to) = (tier(&body.from)?, tier(&body.to)?);
     let env = state.env();
     let r =
@@ -238,7 +229,6 @@ pub async fn bulk_remove(
     ctx: AccountCtx,
     body: web::Json<RemoveType>,
 ) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersEdit)?;
     let t = tier(&body.user_type)?;
     let env = state.env();
     let r = state.db.write(move |c| admin_users::bulk_remove_type(c, &env, &ctx.actor, &ctx.account_id, t)).await?;
@@ -251,7 +241,6 @@ pub async fn bulk_remove(
 #[utoipa::path(post, path = "/api/v1/users/import", tag = "users", request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = ImportReport), (status = 413, body = crate::http::error::ErrorBody)))]
 pub async fn import_csv(state: web::Data<AppState>, ctx: AccountCtx, body: web::Payload) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersEdit)?;
     let bytes = body
         .to_bytes_limited(CSV_LIMIT)
         .await
@@ -269,7 +258,6 @@ pub async fn import_csv(state: web::Data<AppState>, ctx: AccountCtx, body: web::
 /// Export users as CSV.
 #[utoipa::path(get, path = "/api/v1/users/export", tag = "users", responses((status = 200, content_type = "text/csv", body = String)))]
 pub async fn export_csv(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
-    ctx.require(Permission::UsersRead)?;
     let bytes = state.db.read(move |c| admin_users::export_csv(c, &ctx.account_id)).await?;
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(bytes))
 }

@@ -394,7 +394,7 @@ mod tests {
     use crate::scim::schema::{GROUP, USER};
 
     fn actor() -> Actor {
-        Actor::system("scim:test")
+        Actor::identity_provider("scim:test")
     }
 
     #[test]
