@@ -15,6 +15,13 @@ use super::routes;
     paths(
         routes::system::healthz,
         routes::system::readyz,
+        routes::system::permissions,
+        routes::system::openapi,
+        routes::saml::metadata,
+        routes::saml::login,
+        routes::saml::acs,
+        routes::saml::session,
+        routes::saml::logout,
         routes::platform::create_account,
         routes::platform::list_accounts,
         routes::platform::get_account,
@@ -75,12 +82,47 @@ use super::routes;
 )]
 struct ApiDoc;
 
-/// Paths that are not account-scoped (no mirror).
+/// Account-scoped paths (mirrored): those of the account-scoped route tables.
 fn is_account_scoped(path: &str) -> bool {
-    path.starts_with("/api/v1/")
-        && !path.starts_with("/api/v1/accounts")
-        && !path.starts_with("/api/v1/invitations/accept")
-        && path != "/api/v1/openapi.json"
+    path.strip_prefix("/api/v1")
+        .is_some_and(|rel| routes::ACCOUNT_SCOPED.iter().flat_map(|t| t.iter()).any(|r| r.path == rel))
+}
+
+/// The route table's requirement of a documented operation (full path, upper-case method).
+fn need_of(path: &str, method: &str) -> Option<routes::Need> {
+    let scoped = path.strip_prefix("/api/v1").and_then(|rel| routes::account_route_need(method, rel));
+    scoped.or_else(|| {
+        routes::ROOT.iter().flat_map(|t| t.iter()).find(|r| r.path == path && r.method == method).map(|r| r.need)
+    })
+}
+
+/// States each operation's requirement, from the route tables (never written by hand).
+fn annotate_requirements(doc: &mut Doc) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            let text = match need_of(path, method) {
+                Some(routes::Need::Perm(p)) => format!("Requires the `{p}` permission."),
+                Some(routes::Need::Operator) => "Requires the platform operator token.".to_owned(),
+                Some(routes::Need::Public) => {
+                    op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::default()]);
+                    "Public: no bearer token.".to_owned()
+                }
+                None => continue,
+            };
+            op.description = Some(match op.description.take() {
+                Some(d) if !d.is_empty() => format!("{d}\n\n{text}"),
+                _ => text,
+            });
+        }
+    }
 }
 
 fn account_param() -> Parameter {
@@ -89,11 +131,13 @@ fn account_param() -> Parameter {
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .description(Some("A sub account of the caller's master account (or any account, for the operator)"))
+        .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String)))
         .build()
 }
 
 pub fn document() -> Doc {
     let mut doc = ApiDoc::openapi();
+    annotate_requirements(&mut doc);
     let mirrored: Vec<(String, utoipa::openapi::PathItem)> = doc
         .paths
         .paths
@@ -119,4 +163,66 @@ pub fn document() -> Doc {
         .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new())]);
     doc
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    fn documented(doc: &Doc) -> Vec<(String, &'static str)> {
+        let mut out = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            for (m, op) in [
+                ("GET", &item.get),
+                ("PUT", &item.put),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ] {
+                if op.is_some() {
+                    out.push((path.clone(), m));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every declared route is documented and every documented route is declared (with
+    /// its requirement): a route cannot exist undocumented or without a requirement.
+    #[test]
+    fn route_tables_and_the_document_agree() {
+        let doc = document();
+        let documented = documented(&doc);
+        let mut declared: Vec<(String, &'static str)> = Vec::new();
+        for r in routes::ACCOUNT_SCOPED.iter().flat_map(|t| t.iter()) {
+            declared.push((format!("/api/v1{}", r.path), r.method));
+            declared.push((format!("/api/v1/accounts/{{account_id}}{}", r.path), r.method));
+        }
+        for r in routes::ROOT.iter().flat_map(|t| t.iter()) {
+            declared.push((r.path.to_owned(), r.method));
+        }
+        for d in &declared {
+            assert!(documented.contains(d), "declared but undocumented: {} {}", d.1, d.0);
+        }
+        for d in &documented {
+            assert!(declared.contains(d), "documented but not declared: {} {}", d.1, d.0);
+        }
+        // Every account-scoped route needs exactly one catalogue permission or the operator.
+        for r in routes::ACCOUNT_SCOPED.iter().flat_map(|t| t.iter()) {
+            assert_ne!(r.need, routes::Need::Public, "{} {} is account-scoped but public", r.method, r.path);
+        }
+    }
+
+    #[test]
+    fn every_operation_states_its_requirement() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let op = &doc["paths"]["/api/v1/users"]["post"];
+        assert!(op["description"].as_str().unwrap().contains("users:edit"), "{op}");
+        let op = &doc["paths"]["/api/v1/accounts/{account_id}/groups"]["get"];
+        assert!(op["description"].as_str().unwrap().contains("groups:view"), "{op}");
+        assert_eq!(
+            doc["paths"]["/api/v1/accounts/{account_id}/users"]["get"]["parameters"][0]["schema"]["type"],
+            "string"
+        );
+    }
 }

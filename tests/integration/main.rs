@@ -5,6 +5,7 @@ mod harness;
 mod layering;
 
 mod accounts;
+mod authz;
 mod cli;
 mod process;
 mod provisioning;

@@ -97,6 +97,7 @@ async fn load(state: &web::Data<AppState>, key: String) -> Result<Sso, LoginErro
 }
 
 /// Our SP metadata for the account (entity ID and ACS URL), for the IdP administrator.
+#[utoipa::path(get, path = "/saml/{account}/metadata", tag = "saml", params(("account" = String, Path, description = "account id or vanity name")), responses((status = 200, content_type = "application/samlmetadata+xml", body = String), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn metadata(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let key = path.into_inner();
     let public_url = state.config.public_url.clone();
@@ -133,6 +134,7 @@ pub struct LoginQuery {
 }
 
 /// SP-initiated login: redirects the browser to the IdP with an AuthnRequest.
+#[utoipa::path(get, path = "/saml/{account}/login", tag = "saml", params(("account" = String, Path, description = "account id or vanity name")), responses((status = 302, description = "to the IdP with an AuthnRequest (HTTP-Redirect binding)"), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let query = match web::Query::<LoginQuery>::from_query(req.query_string()) {
         Ok(q) => q.into_inner(),
@@ -193,6 +195,7 @@ async fn read_form(payload: web::Payload) -> Result<Vec<(String, String)>, Login
 
 /// The Assertion Consumer Service: validates the posted response, provisions the user
 /// through the pipeline, starts a session and redirects.
+#[utoipa::path(post, path = "/saml/{account}/acs", tag = "saml", params(("account" = String, Path, description = "account id or vanity name")), request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "SAMLResponse and RelayState"), responses((status = 303, description = "signed in: to the target"), (status = 200, description = "signed in (JSON when asked)"), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody)))]
 pub async fn acs(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -331,6 +334,7 @@ fn session_cookie(req: &HttpRequest) -> Option<String> {
 
 /// Who is signed in: the user, their entitlements (type, add-ons, phone, groups) and when
 /// the session ends. 401 without a live session.
+#[utoipa::path(get, path = "/saml/session", tag = "saml", responses((status = 200, description = "the signed-in user and their entitlements"), (status = 401, body = crate::http::error::ErrorBody)))]
 pub async fn session(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let unauthorized = || {
         HttpResponse::Unauthorized()
@@ -347,6 +351,7 @@ pub async fn session(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
 }
 
 /// Ends the session and clears the cookie.
+#[utoipa::path(post, path = "/saml/logout", tag = "saml", responses((status = 204, description = "signed out")))]
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     if let Some(token) = session_cookie(&req) {
         if let Err(e) = state.db.write(move |c| saml_login::end_session(c, &token)).await {

@@ -9,6 +9,34 @@ route_table! {
     GET "/healthz" => healthz, public;
     GET "/readyz" => readyz, public;
     GET "/api/v1/openapi.json" => openapi, public;
+    GET "/api/v1/permissions" => permissions, public;
+}
+
+/// The permission catalogue and the built-in roles (names custom roles are made of).
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "system", responses((status = 200, description = "{\"permissions\": [{name, area, level, description, implies}], \"built_in_roles\": {owner, admin, member}}")))]
+pub async fn permissions() -> HttpResponse {
+    use crate::domain::authz::{Level, Permission, PermissionSet};
+    let entries: Vec<_> = Permission::catalogue()
+        .map(|p| {
+            let implies: Vec<String> =
+                if p.level == Level::Edit { vec![Permission::view(p.area).name()] } else { Vec::new() };
+            serde_json::json!({
+                "name": p.name(),
+                "area": p.area.as_str(),
+                "level": p.level.as_str(),
+                "description": format!("{} {}", if p.level == Level::Edit { "change" } else { "see" }, p.area.describe()),
+                "implies": implies,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({
+        "permissions": entries,
+        "built_in_roles": {
+            "owner": PermissionSet::all().names(),
+            "admin": PermissionSet::admin().names(),
+            "member": PermissionSet::EMPTY.names(),
+        },
+    }))
 }
 
 /// The process is up.
@@ -31,6 +59,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": backend })))
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI 3 document")))]
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(crate::http::openapi::document())
 }

@@ -1,0 +1,1 @@
+-- The catalogue names are a superset of meaning; nothing to undo.

@@ -1,0 +1,256 @@
+//! The authorization model end to end: every principal × every sensitive action, allowed or
+//! refused as the model says, with the state read back from the database afterwards.
+
+use serde_json::{json, Value};
+
+use crate::harness::TestApp;
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+fn code(v: &Value) -> Option<&str> {
+    v["error"]["code"].as_str()
+}
+
+fn stored_user(app: &TestApp, account: &str, id: &str) -> provisor::store::models::UserRow {
+    let (account, id) = (account.to_owned(), id.to_owned());
+    app.state
+        .db
+        .write_blocking(move |c| {
+            provisor::store::users::find(c, &account, &id).map_err(provisor::error::AppError::from)
+        })
+        .unwrap()
+        .expect("user still stored")
+}
+
+fn scim_patch(app: &TestApp, token: &str, id: &str, ops: Value) -> (u16, Value) {
+    app.call(
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        Some(token),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": ops })),
+    )
+}
+
+struct World {
+    master: String,
+    sub: String,
+    owner: String,
+    owner_id: String,
+    eve: String,
+    eve_id: String,
+    mel: String,
+    sam_id: String,
+    scim: String,
+    mirror: String,
+    sub_owner_id: String,
+}
+
+/// A master with an owner, Eve (Admin), Mel (member with a Helpdesk role: users:edit),
+/// Sam (member), a SCIM token, a sub account, and Max: an Admin of the master given
+/// `sub_accounts:edit`, who acts in the sub through the mirror.
+fn world(app: &TestApp) -> World {
+    let master = app.account("Master", "owner@m.test", true);
+    let owner = app.admin_token(&master);
+    let (_, acct) = app.get("/api/v1/account", &owner);
+    let owner_id = acct["owner_id"].as_str().unwrap().to_owned();
+    let mk = |email: &str, body: Value| {
+        let (s, v) = app.post("/api/v1/users", &owner, body);
+        assert_eq!(s, 201, "{email}: {v}");
+        v["id"].as_str().unwrap().to_owned()
+    };
+    let eve_id = mk("eve", json!({ "email": "eve@m.test", "role": "admin" }));
+    assert_eq!(app.post("/api/v1/roles", &owner, json!({ "name": "Helpdesk", "permissions": ["users:edit"] })).0, 201);
+    mk("mel", json!({ "email": "mel@m.test", "custom_role": "Helpdesk" }));
+    let sam_id = mk("sam", json!({ "email": "sam@m.test" }));
+    assert_eq!(
+        app.post("/api/v1/roles", &owner, json!({ "name": "SubMgr", "permissions": ["sub_accounts:edit"] })).0,
+        201
+    );
+    mk("max", json!({ "email": "max@m.test", "role": "admin", "custom_role": "SubMgr" }));
+    let (s, sub) = app.post("/api/v1/sub_accounts", &owner, json!({ "name": "Sub", "owner_email": "owner@s.test" }));
+    assert_eq!(s, 201, "{sub}");
+    let sub = sub["id"].as_str().unwrap().to_owned();
+    let sub_owner = app.admin_token(&sub);
+    let (_, sacct) = app.get("/api/v1/account", &sub_owner);
+    World {
+        eve: app.token(&master, "admin", Some("eve@m.test")),
+        mel: app.token(&master, "admin", Some("mel@m.test")),
+        scim: app.token(&master, "scim", None),
+        mirror: app.token(&master, "admin", Some("max@m.test")),
+        sub_owner_id: sacct["owner_id"].as_str().unwrap().to_owned(),
+        master,
+        sub,
+        owner,
+        owner_id,
+        eve_id,
+        sam_id,
+    }
+}
+
+#[test]
+fn role_grants_follow_the_model() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let sam = format!("/api/v1/users/{}", w.sam_id);
+
+    // Grant Admin: the owner yes; an Admin, a member with users:edit: no.
+    for (who, token) in [("eve", &w.eve), ("mel", &w.mel)] {
+        let (s, e) = app.patch(&sam, token, json!({ "role": "admin" }));
+        assert_eq!((s, code(&e)), (403, Some("owner_only")), "{who}: {e}");
+    }
+    assert_eq!(stored_user(&app, &w.master, &w.sam_id).role.as_str(), "member");
+    // Remove Admin: Eve cannot demote herself or another Admin.
+    let (s, e) = app.patch(&format!("/api/v1/users/{}", w.eve_id), &w.eve, json!({ "role": "member" }));
+    assert_eq!((s, code(&e)), (403, Some("owner_only")), "{e}");
+    assert_eq!(stored_user(&app, &w.master, &w.eve_id).role.as_str(), "admin");
+
+    // Custom roles: nobody creates one holding more than they hold.
+    let everything: Vec<String> = {
+        let (_, cat) = app.call("GET", "/api/v1/permissions", None, None);
+        cat["permissions"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(everything.len(), 32);
+    let (s, e) = app.post("/api/v1/roles", &w.eve, json!({ "name": "God", "permissions": everything }));
+    assert_eq!((s, code(&e)), (403, Some("not_held")), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("sub_accounts:edit"), "{e}");
+    let (s, e) = app.post("/api/v1/roles", &w.mel, json!({ "name": "Mine", "permissions": ["users:view"] }));
+    assert_eq!((s, code(&e)), (403, Some("missing_permission")), "{e}");
+    assert_eq!(app.post("/api/v1/roles", &w.owner, json!({ "name": "God", "permissions": everything })).0, 201);
+    // … nor assigns one holding more: Eve cannot give Sam (or herself) the God role.
+    for id in [&w.sam_id, &w.eve_id] {
+        let (s, e) = app.patch(&format!("/api/v1/users/{id}"), &w.eve, json!({ "custom_role": "God" }));
+        assert_eq!((s, code(&e)), (403, Some("not_held")), "{e}");
+        assert_eq!(stored_user(&app, &w.master, id).custom_role_id, None);
+    }
+    // A role within her holdings is fine.
+    assert_eq!(app.patch(&sam, &w.eve, json!({ "custom_role": "Helpdesk" })).0, 200);
+    // The owner grants anything.
+    let (s, v) = app.patch(&sam, &w.owner, json!({ "role": "admin" }));
+    assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
+
+    // The mirror actor administers the sub (Admin included) but is not its owner.
+    let (s, u) = app.post(&format!("/api/v1/accounts/{}/users", w.sub), &w.mirror, json!({ "email": "x@s.test" }));
+    assert_eq!(s, 201, "{u}");
+    let x = u["id"].as_str().unwrap();
+    let (s, v) = app.patch(&format!("/api/v1/accounts/{}/users/{x}", w.sub), &w.mirror, json!({ "role": "admin" }));
+    assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
+    let sub_owner = format!("/api/v1/accounts/{}/users/{}", w.sub, w.sub_owner_id);
+    let (s, e) = app.patch(&sub_owner, &w.mirror, json!({ "status": "inactive" }));
+    assert_eq!((s, code(&e)), (403, Some("owner_protected")), "{e}");
+    assert_ne!(stored_user(&app, &w.sub, &w.sub_owner_id).status.as_str(), "inactive");
+}
+
+#[test]
+fn tokens_never_reach_beyond_their_minter() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    // Eve cannot mint a token acting as the owner…
+    let (s, e) = app.post("/api/v1/tokens", &w.eve, json!({ "scope": "admin", "user_email": "owner@m.test" }));
+    assert_eq!((s, code(&e)), (403, Some("owner_protected")), "{e}");
+    // … and a token without a user acts as its minter, not the owner.
+    let (s, t) = app.post("/api/v1/tokens", &w.eve, json!({ "scope": "admin" }));
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["user_id"].as_str(), Some(w.eve_id.as_str()));
+    let eve2 = t["token"].as_str().unwrap();
+    let (s, e) = app.patch(&format!("/api/v1/users/{}", w.sam_id), eve2, json!({ "role": "admin" }));
+    assert_eq!((s, code(&e)), (403, Some("owner_only")), "{e}");
+    // Nor a token for a user holding more than she does (Max holds sub_accounts:edit).
+    let (s, e) = app.post("/api/v1/tokens", &w.eve, json!({ "scope": "admin", "user_email": "max@m.test" }));
+    assert_eq!((s, code(&e)), (403, Some("not_held")), "{e}");
+    // Mel holds no tokens permission at all.
+    let (s, e) = app.post("/api/v1/tokens", &w.mel, json!({ "scope": "scim" }));
+    assert_eq!((s, code(&e)), (403, Some("missing_permission")), "{e}");
+    // The owner can mint for anyone with admin rights.
+    assert_eq!(app.post("/api/v1/tokens", &w.owner, json!({ "scope": "admin", "user_email": "max@m.test" })).0, 201);
+    // A SCIM token opens no admin route.
+    assert_eq!(app.get("/api/v1/users", &w.scim).0, 403);
+}
+
+#[test]
+fn mapping_rules_grant_only_what_their_storer_may() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let rule = |target: &str, value: &str| json!({ "rules": [{ "attribute": "title", "match": { "equals": "boss" }, "target": target, "value": value }] });
+    let documents = [
+        ("rules admin", rule("role", "admin")),
+        ("rules member", rule("role", "member")),
+        ("defaults", json!({ "when_no_match": { "role": "default" }, "defaults": { "role": "admin" } })),
+        ("direct", json!({ "direct": [{ "attribute": "title", "target": "role" }] })),
+        ("custom role beyond", rule("role", "SubMgr")),
+        (
+            "placement",
+            json!({ "placement": [{ "sub_account": "Sub", "conditions": [{ "attribute": "department", "match": { "equals": "Placed" } }] }] }),
+        ),
+        ("sub_account rule", rule("sub_account", "Sub")),
+    ];
+    for (what, doc) in &documents {
+        let (s, e) = app.put("/api/v1/mapping", &w.eve, doc.clone());
+        assert_eq!(s, 403, "Eve storing {what}: {e}");
+        let (_, stored) = app.get("/api/v1/mapping", &w.owner);
+        assert_eq!(stored["version"], 0, "nothing stored after {what}: {stored}");
+    }
+    // Rules within Eve's rights are hers to store.
+    assert_eq!(app.put("/api/v1/mapping", &w.eve, rule("role", "Helpdesk")).0, 200);
+    // The owner stores any of them.
+    for (what, doc) in &documents {
+        let (s, e) = app.put("/api/v1/mapping", &w.owner, doc.clone());
+        assert_eq!(s, 200, "owner storing {what}: {e}");
+    }
+}
+
+#[test]
+fn nobody_but_the_owner_changes_the_owner() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let owner = format!("/api/v1/users/{}", w.owner_id);
+    let before = stored_user(&app, &w.master, &w.owner_id);
+
+    // Deactivate: an Admin, a member with users:edit, the IdP — all refused.
+    for (who, token) in [("eve", &w.eve), ("mel", &w.mel)] {
+        let (s, e) = app.patch(&owner, token, json!({ "status": "inactive" }));
+        assert_eq!((s, code(&e)), (403, Some("owner_protected")), "{who}: {e}");
+    }
+    let (s, e) = scim_patch(&app, &w.scim, &w.owner_id, json!([{ "op": "replace", "path": "active", "value": false }]));
+    assert_eq!(s, 403, "{e}");
+    assert_eq!(app.call("DELETE", &format!("/scim/v2/Users/{}", w.owner_id), Some(&w.scim), None).0, 409);
+    // Delete or demote: refused for everyone (ownership moves only by transfer).
+    assert_eq!(app.delete(&owner, &w.eve).0, 409);
+    assert_eq!(app.patch(&owner, &w.eve, json!({ "role": "member" })).0, 409);
+
+    // Placement and role rules never move or re-role the owner (or place an Admin).
+    let doc = json!({
+        "rules": [{ "attribute": "department", "match": { "equals": "Placed" }, "target": "role", "value": "member" }],
+        "placement": [{ "sub_account": "Sub", "conditions": [{ "attribute": "department", "match": { "equals": "Placed" } }] }],
+    });
+    assert_eq!(app.put("/api/v1/mapping", &w.owner, doc).0, 200);
+    for id in [&w.owner_id, &w.eve_id] {
+        let (s, v) = scim_patch(
+            &app,
+            &w.scim,
+            id,
+            json!([{ "op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Placed" }]),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let after = stored_user(&app, &w.master, &w.owner_id);
+    assert_eq!(
+        (after.account_id.as_str(), after.role.as_str(), after.status),
+        (w.master.as_str(), "owner", before.status)
+    );
+    let eve = stored_user(&app, &w.master, &w.eve_id);
+    assert_eq!(eve.account_id, w.master, "an Admin is not placed");
+    assert!(eve.provisioning_issues.contains("privileged_user_kept"), "{}", eve.provisioning_issues);
+    // A member is placed as the rules say.
+    let (s, _) = scim_patch(
+        &app,
+        &w.scim,
+        &w.sam_id,
+        json!([{ "op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Placed" }]),
+    );
+    assert_eq!(s, 200);
+    let (s, sam) = app.get(&format!("/api/v1/accounts/{}/users/{}", w.sub, w.sam_id), &w.owner);
+    assert_eq!(s, 200, "{sam}");
+
+    // The IdP still deprovisions an Admin who leaves.
+    assert_eq!(app.call("DELETE", &format!("/scim/v2/Users/{}", w.eve_id), Some(&w.scim), None).0, 204);
+}
