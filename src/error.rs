@@ -125,6 +125,7 @@ impl From<StoreError> for AppError {
             StoreError::Connect(m) | StoreError::Pool(m) => AppError::Unavailable(m),
             StoreError::WriterGone => AppError::Unavailable("the database writer has stopped".into()),
             StoreError::Migration(m) => AppError::Internal(m),
+            StoreError::JobPanicked(m) => AppError::Internal(format!("a write job panicked: {m}")),
         }
     }
 }

@@ -72,6 +72,9 @@ pub enum StoreError {
     Migration(String),
     #[error("the database writer has stopped")]
     WriterGone,
+    /// A write job panicked: its savepoint was rolled back, the other jobs went on.
+    #[error("a write job panicked: {0}")]
+    JobPanicked(String),
 }
 
 /// True when the error is a unique-constraint violation (a concurrent insert won).

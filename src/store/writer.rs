@@ -42,7 +42,19 @@ where
     fn run(self: Box<Self>, conn: &mut DbConn) -> Completion {
         let ClosureJob { f, reply } = *self;
         // A nested `transaction` is a savepoint: the job's writes go or stay together.
-        let outcome = conn.transaction::<T, E, _>(f);
+        // A panicking job (a bug, never client input by design) must not take the writer
+        // thread — and every later write of the server — with it: catch it, roll back its
+        // savepoint (diesel is still inside it), answer its caller, and go on.
+        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.transaction::<T, E, _>(f))) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let message = panic_message(&panic);
+                tracing::error!(panic = %message, "a write job panicked; its changes were rolled back");
+                use diesel::connection::TransactionManager;
+                let _ = <DbConn as diesel::Connection>::TransactionManager::rollback_transaction(conn);
+                Err(E::from(StoreError::JobPanicked(message)))
+            }
+        };
         Box::new(move |commit: Result<(), StoreError>| {
             let result = match (outcome, commit) {
                 (Ok(v), Ok(())) => Ok(v),
@@ -161,6 +173,16 @@ fn writer_loop(url: DbUrl, mut conn: DbConn, rx: Arc<Mutex<mpsc::Receiver<Box<dy
                 Err(e) => fail_all(batch, &e.to_string()),
             }
         }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
     }
 }
 

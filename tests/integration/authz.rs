@@ -254,3 +254,39 @@ fn nobody_but_the_owner_changes_the_owner() {
     // The IdP still deprovisions an Admin who leaves.
     assert_eq!(app.call("DELETE", &format!("/scim/v2/Users/{}", w.eve_id), Some(&w.scim), None).0, 204);
 }
+
+#[test]
+fn a_panicking_write_job_rolls_back_alone_and_the_writer_goes_on() {
+    let app = TestApp::spawn();
+    let a = app.account("A", "owner@a.test", false);
+    let owner = app.admin_token(&a);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // The injected fault: a job that writes, then panics. Its write must not survive.
+    let account = a.clone();
+    let env = app.state.env();
+    let result: Result<(), provisor::error::AppError> = rt.block_on(app.state.db.write(move |c| {
+        provisor::provisioning::audit::record(
+            c,
+            &env,
+            &account,
+            &provisor::provisioning::Actor::system("test"),
+            provisor::provisioning::Source::Api,
+            "test.before_panic",
+            None,
+            json!({}),
+        )?;
+        panic!("injected fault inside a write job");
+    }));
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), "internal", "{err}");
+    // The next 100 writes, through HTTP, all succeed.
+    for i in 0..100 {
+        let (s, v) = app.post("/api/v1/groups", &owner, json!({ "name": format!("G{i}") }));
+        assert_eq!(s, 201, "write {i} after the panic: {v}");
+    }
+    let (_, audit) = app.get("/api/v1/audit?limit=1000", &owner);
+    assert!(
+        !audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "test.before_panic"),
+        "the panicking job's write was rolled back"
+    );
+}
