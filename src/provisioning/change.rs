@@ -44,23 +44,39 @@ pub struct Actor {
     pub holds: PermissionSet,
     /// The user a person acts as (none for the system, the operator and IdPs).
     pub user_id: Option<String>,
+    /// For an ancestor's admin on the mirror: the master account they act from. What they
+    /// grant here (tokens, SSO trust, mapping rules) is marked with it, so disassociation
+    /// revokes exactly that.
+    pub from_account: Option<String>,
 }
 
 impl Actor {
     /// The server itself or the CLI (which has the database, so holds everything).
     pub fn system(label: impl Into<String>) -> Actor {
-        Actor { label: label.into(), standing: Standing::System, holds: PermissionSet::all(), user_id: None }
+        Actor {
+            label: label.into(),
+            standing: Standing::System,
+            holds: PermissionSet::all(),
+            user_id: None,
+            from_account: None,
+        }
     }
 
     /// The platform operator.
     pub fn operator(label: impl Into<String>) -> Actor {
-        Actor { label: label.into(), standing: Standing::Operator, holds: PermissionSet::all(), user_id: None }
+        Actor {
+            label: label.into(),
+            standing: Standing::Operator,
+            holds: PermissionSet::all(),
+            user_id: None,
+            from_account: None,
+        }
     }
 
     /// An identity provider (a SCIM token, a SAML login): users and groups only.
     pub fn identity_provider(label: impl Into<String>) -> Actor {
         let holds = [Permission::edit(Area::Users), Permission::edit(Area::Groups)].into_iter().collect();
-        Actor { label: label.into(), standing: Standing::IdentityProvider, holds, user_id: None }
+        Actor { label: label.into(), standing: Standing::IdentityProvider, holds, user_id: None, from_account: None }
     }
 
     /// A person of the account (or an ancestor's admin on the mirror).
@@ -70,7 +86,18 @@ impl Actor {
         standing: Standing,
         holds: PermissionSet,
     ) -> Actor {
-        Actor { label: label.into(), standing, holds, user_id }
+        Actor { label: label.into(), standing, holds, user_id, from_account: None }
+    }
+
+    /// An admin of the ancestor master `from` acting in a sub account through the mirror.
+    pub fn master_admin(label: impl Into<String>, from: &str) -> Actor {
+        Actor {
+            label: label.into(),
+            standing: Standing::MasterAdmin,
+            holds: PermissionSet::all(),
+            user_id: None,
+            from_account: Some(from.to_owned()),
+        }
     }
 }
 

@@ -255,6 +255,14 @@ pub fn direct_sub(conn: &mut DbConn, master: &str, sub: &str) -> AppResult<Accou
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DisassociationReport {
     pub account_id: String,
+    /// Tokens the master had minted in the sub (now revoked).
+    pub revoked_tokens: usize,
+    /// Whether SSO trust and mapping rules the master had configured were removed.
+    pub removed_sso: bool,
+    pub removed_mapping: bool,
+    /// Hashes of the revoked tokens, for the caller's caches (never serialised).
+    #[serde(skip)]
+    pub revoked_hashes: Vec<String>,
     /// Users downgraded to Basic to free delegated seats.
     pub downgraded_users: Vec<String>,
     /// Seats given back to the master, by product.
@@ -310,10 +318,30 @@ pub fn disassociate(
         }
     }
     store::accounts::detach_from_parent(conn, &sub.id, env.now)?;
-    let detail = serde_json::json!({ "downgraded_users": downgraded.len(), "returned": returned });
+    // What the master granted itself inside the sub goes with the link, in this transaction:
+    // its tokens, the SSO trust and the mapping rules it configured (the mirror itself is
+    // closed by the ancestry check at the next request).
+    let revoked_hashes = store::tokens::revoke_granted_from(conn, &sub.id, master, env.now)?;
+    let removed_sso = store::saml::delete_config_granted_from(conn, &sub.id, master)?;
+    let removed_mapping = store::mapping::clear_granted_from(conn, &sub.id, master, env.now)?;
+    let detail = serde_json::json!({
+        "downgraded_users": downgraded.len(),
+        "returned": returned,
+        "revoked_tokens": revoked_hashes.len(),
+        "removed_sso": removed_sso,
+        "removed_mapping": removed_mapping,
+    });
     audit::record(conn, env, master, actor, Source::Api, "sub_account.disassociated", Some(&sub.id), detail.clone())?;
     audit::record(conn, env, &sub.id, actor, Source::Api, "account.disassociated", Some(&sub.id), detail)?;
-    Ok(DisassociationReport { account_id: sub.id, downgraded_users: downgraded, returned })
+    Ok(DisassociationReport {
+        account_id: sub.id,
+        revoked_tokens: revoked_hashes.len(),
+        removed_sso,
+        removed_mapping,
+        revoked_hashes,
+        downgraded_users: downgraded,
+        returned,
+    })
 }
 
 fn downgrade_to_basic(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, user_id: &str) -> AppResult<()> {

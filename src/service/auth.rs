@@ -208,12 +208,7 @@ fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<St
                     }
                     Ok(AccountCtx {
                         account_id: t,
-                        actor: Actor::person(
-                            format!("{label}@{own}"),
-                            None,
-                            Standing::MasterAdmin,
-                            PermissionSet::all(),
-                        ),
+                        actor: Actor::master_admin(format!("{label}@{own}"), &own),
                         principal,
                         permissions: PermissionSet::all(),
                         via_mirror: true,

@@ -60,7 +60,7 @@ pub fn set(conn: &mut DbConn, env: &Env, actor: &Actor, source: Source, account:
         CompiledMapping::from_json(text).map_err(|e| AppError::bad_request("invalid_rules", e.to_string()))?;
     authorize_rules(conn, actor, account, &compiled.config().reach())?;
     let canonical = serde_json::to_string(compiled.config()).map_err(|e| AppError::Internal(e.to_string()))?;
-    let version = store::mapping::put(conn, account, &canonical, env.now)?;
+    let version = store::mapping::put(conn, account, &canonical, env.now, actor.from_account.as_deref())?;
     env.mappings.remember(account, version, Some(std::sync::Arc::new(compiled.clone())));
     audit::record(
         conn,

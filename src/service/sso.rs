@@ -288,6 +288,7 @@ pub fn set(
         allow_sha1: input.allow_sha1.or(current.as_ref().map(|c| c.allow_sha1)).unwrap_or(false),
         allowed_redirects: serde_json::to_string(&allowed_redirects).map_err(|e| AppError::Internal(e.to_string()))?,
         updated_at: env.now,
+        granted_from: actor.from_account.clone(),
     };
     store::saml::save_config(conn, &row)?;
     if let Some(certs) = &resolved.certificates {

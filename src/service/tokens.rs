@@ -114,6 +114,7 @@ pub fn create(
         label: label.map(|l| l.chars().take(200).collect()),
         created_at: env.now,
         revoked_at: None,
+        granted_from: actor.from_account.clone(),
     };
     store::tokens::insert(conn, &row)?;
     audit::record(
@@ -153,6 +154,7 @@ pub fn ensure_operator(conn: &mut DbConn, env: &Env, given: Option<&str>) -> App
             label: Some("bootstrap".into()),
             created_at: env.now,
             revoked_at: None,
+            granted_from: None,
         },
     )?;
     Ok(Some(token))

@@ -119,6 +119,8 @@ pub struct TokenRow {
     pub label: Option<String>,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The outside account (a master on the mirror) whose principal minted it.
+    pub granted_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

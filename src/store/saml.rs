@@ -21,6 +21,9 @@ pub struct SsoConfigRow {
     /// JSON array of absolute URL prefixes a RelayState may redirect to.
     pub allowed_redirects: String,
     pub updated_at: NaiveDateTime,
+    /// The outside account (a master on the mirror) that configured this trust.
+    #[diesel(treat_none_as_null = true)]
+    pub granted_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -227,4 +230,19 @@ pub fn purge_expired(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<Purge
         diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(c)
     })?;
     Ok(Purged { replay_entries, requests, sessions })
+}
+
+/// Removes the SSO trust an outside account configured (disassociation); true when removed.
+pub fn delete_config_granted_from(conn: &mut DbConn, account: &str, from: &str) -> QueryResult<bool> {
+    let theirs: bool = crate::with_backend!(conn, |c| {
+        diesel::select(diesel::dsl::exists(
+            sso_configs::table.filter(sso_configs::account_id.eq(account)).filter(sso_configs::granted_from.eq(from)),
+        ))
+        .get_result(c)
+    })?;
+    if theirs {
+        delete_config(conn, account)
+    } else {
+        Ok(false)
+    }
 }

@@ -183,6 +183,7 @@ diesel::table! {
         config -> Text,
         version -> BigInt,
         updated_at -> Timestamp,
+        granted_from -> Nullable<Text>,
     }
 }
 
@@ -196,6 +197,7 @@ diesel::table! {
         label -> Nullable<Text>,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        granted_from -> Nullable<Text>,
     }
 }
 
@@ -248,6 +250,7 @@ diesel::table! {
         allow_sha1 -> Bool,
         allowed_redirects -> Text,
         updated_at -> Timestamp,
+        granted_from -> Nullable<Text>,
     }
 }
 

@@ -50,3 +50,19 @@ pub fn revoke(conn: &mut DbConn, account: &str, id: &str, now: NaiveDateTime) ->
         Ok(hash)
     })
 }
+
+/// Revokes every live token of `account` that an outside account minted; their hashes.
+pub fn revoke_granted_from(
+    conn: &mut DbConn,
+    account: &str,
+    from: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    crate::with_backend!(conn, |c| {
+        let live =
+            t::table.filter(t::account_id.eq(account)).filter(t::granted_from.eq(from)).filter(t::revoked_at.is_null());
+        let hashes: Vec<String> = live.select(t::token_hash).load(c)?;
+        diesel::update(live).set(t::revoked_at.eq(Some(now))).execute(c)?;
+        Ok(hashes)
+    })
+}

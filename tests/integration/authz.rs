@@ -290,3 +290,45 @@ fn a_panicking_write_job_rolls_back_alone_and_the_writer_goes_on() {
         "the panicking job's write was rolled back"
     );
 }
+
+#[test]
+fn disassociation_takes_back_everything_the_master_granted_itself() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let mirror = |p: &str| format!("/api/v1/accounts/{}{p}", w.sub);
+    // Through the mirror, Max mints a SCIM and an admin token in the sub, configures its SSO
+    // trust and its mapping rules.
+    let (s, scim) = app.post(&mirror("/tokens"), &w.mirror, json!({ "scope": "scim" }));
+    assert_eq!(s, 201, "{scim}");
+    let scim = scim["token"].as_str().unwrap().to_owned();
+    // (Not one acting as the sub's owner: that is the owner's own act.)
+    let (s, e) = app.post(&mirror("/tokens"), &w.mirror, json!({ "scope": "admin", "user_email": "owner@s.test" }));
+    assert_eq!((s, code(&e)), (403, Some("owner_protected")), "{e}");
+    assert_eq!(app.post(&mirror("/users"), &w.mirror, json!({ "email": "ann@s.test", "role": "admin" })).0, 201);
+    let (s, adm) = app.post(&mirror("/tokens"), &w.mirror, json!({ "scope": "admin", "user_email": "ann@s.test" }));
+    assert_eq!(s, 201, "{adm}");
+    let adm = adm["token"].as_str().unwrap().to_owned();
+    let metadata = std::fs::read_to_string(provisor::testing::fixtures_dir().join("okta-metadata.xml")).unwrap();
+    assert_eq!(app.put(&mirror("/sso"), &w.mirror, json!({ "idp_metadata": metadata })).0, 200);
+    let rules = json!({ "rules": [{ "attribute": "title", "match": { "equals": "x" }, "target": "department", "value": "X" }] });
+    assert_eq!(app.put(&mirror("/mapping"), &w.mirror, rules).0, 200);
+    // The sub's own owner has a token of their own.
+    let own = app.admin_token(&w.sub);
+    assert_eq!(app.call("GET", "/scim/v2/Users", Some(&scim), None).0, 200);
+    assert_eq!(app.get("/api/v1/users", &adm).0, 200);
+
+    let (s, report) = app.post(&format!("/api/v1/sub_accounts/{}/disassociate", w.sub), &w.owner, json!({}));
+    assert_eq!(s, 200, "{report}");
+    assert_eq!((report["revoked_tokens"].as_u64(), report["removed_sso"].as_bool()), (Some(2), Some(true)), "{report}");
+
+    // At once, in this process: the mirror is a foreign account, the minted tokens are dead,
+    // the trust and the rules are gone; the sub's own token still works.
+    assert_eq!(app.get(&mirror("/users"), &w.mirror).0, 404);
+    assert_eq!(app.get(&mirror("/users"), &w.owner).0, 404);
+    assert_eq!(app.call("GET", "/scim/v2/Users", Some(&scim), None).0, 401);
+    assert_eq!(app.get("/api/v1/users", &adm).0, 401);
+    assert_eq!(app.get("/api/v1/sso", &own).0, 404);
+    let (_, m) = app.get("/api/v1/mapping", &own);
+    assert_eq!(m["rules"], json!({}), "{m}");
+    assert_eq!(app.get("/api/v1/users", &own).0, 200);
+}

@@ -216,6 +216,11 @@ pub async fn disassociate(
     let env = state.env();
     let report =
         state.db.write(move |c| accounts::disassociate(c, &env, &ctx.actor, &ctx.account_id, &sub, downgrade)).await?;
+    for hash in &report.revoked_hashes {
+        state.tokens.forget_hash(hash);
+    }
+    state.sso.clear();
+    state.authorization_changed();
     Ok(HttpResponse::Ok().json(report))
 }
 
