@@ -69,9 +69,15 @@ pub fn run(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Ap
                     ));
                 }
             }
+            if let Some(u) = &existing {
+                // Lock order, everywhere: the user row, then seat pools (a delete or a type
+                // change racing this one waits instead of deadlocking).
+                store::scim::lock_user(conn, &u.account_id, &u.id)?;
+            }
             upsert_user(conn, env, &account, change, existing)
         }
         Operation::Update { user_id, .. } => {
+            store::scim::lock_user(conn, &account.id, &user_id)?;
             let existing = store::users::find(conn, &account.id, &user_id)?.ok_or(AppError::not_found("user"))?;
             upsert_user(conn, env, &account, change, Some(existing))
         }
@@ -651,6 +657,9 @@ fn delete_user(
     change: &IdentityChange,
     user_id: &str,
 ) -> AppResult<Applied> {
+    // Lock first, then read: the seats released below are the ones the user holds at
+    // commit, never a copy a concurrent type change is about to replace.
+    store::scim::lock_user(conn, &account.id, user_id)?;
     let user = store::users::find(conn, &account.id, user_id)?.ok_or(AppError::not_found("user"))?;
     if user.role == BaseRole::Owner {
         return Err(AppError::conflict("owner_role", "the account owner cannot be removed"));

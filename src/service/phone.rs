@@ -151,6 +151,9 @@ pub fn add_numbers(
     numbers: &[String],
 ) -> AppResult<NumbersAdded> {
     let row = require_phone(conn, account)?;
+    // Capacity is read, then numbers are added: hold the account's lock in between, so
+    // two concurrent additions cannot both fit under the same capacity.
+    store::accounts::lock(conn, account)?;
     let capacity = number_capacity(conn, &row)?;
     let mut held = store::phone::count_numbers(conn, account)?;
     let mut out = NumbersAdded { capacity, ..NumbersAdded::default() };

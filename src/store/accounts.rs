@@ -152,3 +152,12 @@ pub fn email_registered(conn: &mut DbConn, email: &str) -> QueryResult<bool> {
         diesel::select(diesel::dsl::exists(users::table.filter(users::email.eq(email)))).get_result(c)
     })
 }
+
+/// Takes the account row's lock until the transaction ends (PostgreSQL; SQLite writes are
+/// serialised already): for read-then-write checks on account-wide capacities.
+pub fn lock(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    if let DbConn::Pg(c) = conn {
+        accounts::table.filter(accounts::id.eq(id)).select(accounts::id).for_update().first::<String>(c).optional()?;
+    }
+    Ok(())
+}

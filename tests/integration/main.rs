@@ -9,6 +9,7 @@ mod authz;
 mod cli;
 mod process;
 mod provisioning;
+mod races;
 mod saml;
 mod scim;
 mod scim_fixtures;

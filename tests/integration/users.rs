@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::harness::{line, TestApp};
 
-fn invitation_token(app: &TestApp, email: &str) -> String {
+pub fn invitation_token(app: &TestApp, email: &str) -> String {
     let mails = app
         .state
         .db
