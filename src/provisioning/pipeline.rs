@@ -78,10 +78,21 @@ pub fn run(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Ap
         }
         Operation::Update { user_id, .. } => {
             store::scim::lock_user(conn, &account.id, &user_id)?;
-            let existing = store::users::find(conn, &account.id, &user_id)?.ok_or(AppError::not_found("user"))?;
+            let existing = find_target(conn, &account, &change, &user_id)?;
             upsert_user(conn, env, &account, change, Some(existing))
         }
     }
+}
+
+/// The user a change names by id: in the account, or — for the account's own identity
+/// provider — placed by it into one of its sub accounts.
+fn find_target(conn: &mut DbConn, account: &AccountRow, change: &IdentityChange, user_id: &str) -> AppResult<UserRow> {
+    let found = if matches!(change.source, Source::Scim | Source::Saml) {
+        store::users::find_for_idp(conn, &account.id, user_id)?
+    } else {
+        store::users::find(conn, &account.id, user_id)?
+    };
+    found.ok_or(AppError::not_found("user"))
 }
 
 fn explicit_email(change: &IdentityChange) -> AppResult<Option<String>> {
@@ -138,6 +149,7 @@ fn fresh_user(account: &AccountRow, env: &Env, source: Source) -> UserRow {
         created_at: env.now,
         updated_at: env.now,
         last_login_at: None,
+        placed_by: None,
     }
 }
 
@@ -307,6 +319,10 @@ fn upsert_user(
         super::groups::remove_from_all(conn, env, &user.account_id, &user.id, change.source)?;
         changes.push(FieldChange::new("account", Some(user.account_id.clone()), Some(home.id.clone())));
         user.account_id = home.id.clone();
+    }
+    if placement.is_some() && home.id != account.id {
+        // The master's IdP placed this user: its SCIM token keeps reaching them.
+        user.placed_by = Some(account.id.clone());
     }
 
     // 6. Seats: user type, add-ons and the calling plan, with phone licensing rules.
@@ -660,19 +676,19 @@ fn delete_user(
     // Lock first, then read: the seats released below are the ones the user holds at
     // commit, never a copy a concurrent type change is about to replace.
     store::scim::lock_user(conn, &account.id, user_id)?;
-    let user = store::users::find(conn, &account.id, user_id)?.ok_or(AppError::not_found("user"))?;
+    let user = find_target(conn, account, change, user_id)?;
     if user.role == BaseRole::Owner {
         return Err(AppError::conflict("owner_role", "the account owner cannot be removed"));
     }
     protect_privileged(&change.actor, user.role, "removal")?;
     entitlements::release_all(conn, &user)?;
-    super::groups::remove_from_all(conn, env, &account.id, &user.id, change.source)?;
+    super::groups::remove_from_all(conn, env, &user.account_id, &user.id, change.source)?;
     store::users::delete(conn, &user.id)?;
     let changes = vec![FieldChange::new("user", user.email.clone().or(Some(user.user_name.clone())), None)];
-    audit(conn, env, &account.id, change, "user.deleted", &user.id, &changes, &[])?;
+    audit(conn, env, &user.account_id, change, "user.deleted", &user.id, &changes, &[])?;
     let outcome = Outcome {
         user_id: user.id.clone(),
-        account_id: account.id.clone(),
+        account_id: user.account_id.clone(),
         created: false,
         deleted: true,
         changes,

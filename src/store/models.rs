@@ -61,6 +61,8 @@ pub struct UserRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
+    /// The master whose IdP placed the user here (its SCIM token still reaches the user).
+    pub placed_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Queryable, Selectable, Insertable, AsChangeset)]

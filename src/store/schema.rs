@@ -90,6 +90,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        placed_by -> Nullable<Text>,
     }
 }
 

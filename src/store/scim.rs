@@ -103,8 +103,14 @@ where
 }
 
 fn scoped(table: Table, account: &str, filter: Option<&Where>) -> (String, Vec<Bind>) {
-    let mut sql = format!("{t}.account_id = ?", t = table.name());
-    let mut binds = vec![Bind::Text(account.to_owned())];
+    // A SCIM token's users: its account's, and those its IdP placed into sub accounts.
+    let (mut sql, mut binds) = match table {
+        Table::Users => (
+            "(users.account_id = ? OR users.placed_by = ?)".to_owned(),
+            vec![Bind::Text(account.to_owned()), Bind::Text(account.to_owned())],
+        ),
+        Table::Groups => ("groups.account_id = ?".to_owned(), vec![Bind::Text(account.to_owned())]),
+    };
     if let Some(w) = filter {
         sql.push_str(" AND (");
         sql.push_str(&w.sql);
@@ -165,7 +171,7 @@ pub fn users_where(
     macro_rules! page {
         ($col:expr) => {{
             let rows: Vec<UserRow> = users::table
-                .filter(users::account_id.eq(account))
+                .filter(users::account_id.eq(account).or(users::placed_by.eq(account).assume_not_null()))
                 .filter($col.eq(value))
                 .order(users::user_name_lower.asc())
                 .limit(limit)
@@ -175,7 +181,11 @@ pub fn users_where(
             let total = if offset == 0 && (rows.len() as i64) < limit {
                 rows.len() as i64
             } else {
-                users::table.filter(users::account_id.eq(account)).filter($col.eq(value)).count().get_result(conn)?
+                users::table
+                    .filter(users::account_id.eq(account).or(users::placed_by.eq(account).assume_not_null()))
+                    .filter($col.eq(value))
+                    .count()
+                    .get_result(conn)?
             };
             (rows, total)
         }};
@@ -227,7 +237,7 @@ pub fn users_by_ids(conn: &mut DbConn, account: &str, ids: &[String]) -> QueryRe
         return Ok(Vec::new());
     }
     let rows: Vec<UserRow> = users::table
-        .filter(users::account_id.eq(account))
+        .filter(users::account_id.eq(account).or(users::placed_by.eq(account).assume_not_null()))
         .filter(users::id.eq_any(ids))
         .select(UserRow::as_select())
         .load(conn)?;
@@ -342,9 +352,13 @@ pub fn phones_and_sites(
 /// writes are serialised already.
 pub fn lock_user(conn: &mut DbConn, account: &str, id: &str) -> QueryResult<()> {
     if let DbConn::Pg(c) = conn {
-        diesel::update(users::table.filter(users::id.eq(id)).filter(users::account_id.eq(account)))
-            .set(users::version.eq(users::version))
-            .execute(c)?;
+        diesel::update(
+            users::table
+                .filter(users::id.eq(id))
+                .filter(users::account_id.eq(account).or(users::placed_by.eq(account).assume_not_null())),
+        )
+        .set(users::version.eq(users::version))
+        .execute(c)?;
     }
     Ok(())
 }

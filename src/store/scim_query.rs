@@ -248,9 +248,16 @@ impl Translator<'_> {
     }
 
     fn emails_in(&self, cond: &str, binds: Vec<Bind>) -> Where {
-        let mut all = vec![Bind::Text(self.account.to_owned())];
+        // The outer clause scopes the users (placed ones included); the account here only
+        // narrows the index probe.
+        let mut all = vec![Bind::Text(self.account.to_owned()), Bind::Text(self.account.to_owned())];
         all.extend(binds);
-        Where::new(format!("users.id IN (SELECT user_id FROM user_emails WHERE account_id = ? AND {cond})"), all)
+        Where::new(
+            format!(
+                "users.id IN (SELECT user_id FROM user_emails WHERE (account_id = ? OR user_id IN (SELECT id FROM users WHERE placed_by = ?)) AND {cond})"
+            ),
+            all,
+        )
     }
 
     fn compare(&self, path: &AttrPath, op: CompareOp, value: &CompValue) -> Option<Where> {
@@ -376,7 +383,7 @@ mod tests {
         assert!(w.residual.is_some(), "emails.type has no column");
         let w = plan_of(r#"emails.value eq "A@B.c""#, Table::Users).sql.unwrap();
         assert!(w.sql.contains("user_emails"));
-        assert_eq!(w.binds, vec![Bind::Text("acc".into()), Bind::Text("a@b.c".into())]);
+        assert_eq!(w.binds, vec![Bind::Text("acc".into()), Bind::Text("acc".into()), Bind::Text("a@b.c".into())]);
 
         let w = plan_of(r#"meta.lastModified gt "2026-01-01T00:00:00+01:00""#, Table::Users).sql.unwrap();
         assert_eq!(w.sql, "users.updated_at > ?");

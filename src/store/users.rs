@@ -303,3 +303,13 @@ pub fn set_issues(conn: &mut DbConn, user: &str, issues: &str) -> QueryResult<()
     let stmt = super::hot::SetIssues { user, issues };
     crate::with_backend!(conn, |c| stmt.execute(c).map(|_| ()))
 }
+
+/// A user of `account`, or one its identity provider placed into a sub account.
+pub fn find_for_idp(conn: &mut DbConn, account: &str, id: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .filter(users::id.eq(id))
+        .filter(users::account_id.eq(account).or(users::placed_by.eq(account).assume_not_null()))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}

@@ -332,3 +332,42 @@ fn disassociation_takes_back_everything_the_master_granted_itself() {
     assert_eq!(m["rules"], json!({}), "{m}");
     assert_eq!(app.get("/api/v1/users", &own).0, 200);
 }
+
+#[test]
+fn the_masters_idp_keeps_reaching_the_users_it_placed_and_nothing_else() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let doc = json!({ "placement": [{ "sub_account": "Sub",
+        "conditions": [{ "attribute": "department", "match": { "equals": "Placed" } }] }] });
+    assert_eq!(app.put("/api/v1/mapping", &w.owner, doc).0, 200);
+    let (s, u) = app.call(
+        "POST",
+        "/scim/v2/Users",
+        Some(&w.scim),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "userName": "placed@m.test", "active": true,
+            "emails": [{ "value": "placed@m.test", "primary": true, "type": "work" }],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { "department": "Placed" },
+        })),
+    );
+    assert_eq!(s, 201, "{u}");
+    let id = u["id"].as_str().unwrap().to_owned();
+    assert_eq!(stored_user(&app, &w.sub, &id).account_id, w.sub, "placed in the sub");
+    // Visible to the master's IdP: by id, by filter.
+    assert_eq!(app.call("GET", &format!("/scim/v2/Users/{id}"), Some(&w.scim), None).0, 200);
+    let (_, list) = app.call("GET", "/scim/v2/Users?filter=userName%20eq%20%22placed@m.test%22", Some(&w.scim), None);
+    assert_eq!(list["totalResults"], 1, "{list}");
+    let (_, list) = app.call("GET", "/scim/v2/Users?filter=emails%20co%20%22placed%22", Some(&w.scim), None);
+    assert_eq!(list["totalResults"], 1, "{list}");
+    // Nothing else of the sub is: its own users stay invisible.
+    let (s, _) = app.call("GET", &format!("/scim/v2/Users/{}", w.sub_owner_id), Some(&w.scim), None);
+    assert_eq!(s, 404);
+    // The IdP deprovisions them: deactivate, then delete.
+    let (s, v) = scim_patch(&app, &w.scim, &id, json!([{ "op": "replace", "path": "active", "value": false }]));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(stored_user(&app, &w.sub, &id).status.as_str(), "inactive");
+    assert_eq!(app.call("DELETE", &format!("/scim/v2/Users/{id}"), Some(&w.scim), None).0, 204);
+    let (s, _) = app.get(&format!("/api/v1/accounts/{}/users/{id}", w.sub), &w.owner);
+    assert_eq!(s, 404, "deleted from the sub");
+}

@@ -243,8 +243,9 @@ fn render_group(c: &mut DbConn, row: &GroupRow, with_members: bool, base: &str) 
     Ok(v.pop().ok_or_else(|| AppError::Internal("rendering produced nothing".into()))?)
 }
 
+/// A user the token's IdP owns: of its account, or placed by it into a sub account.
 fn find_user(c: &mut DbConn, account: &str, id: &str) -> Result<UserRow, ScimFailure> {
-    store::users::find(c, account, id)?.ok_or_else(|| not_found("User", id))
+    store::users::find_for_idp(c, account, id)?.ok_or_else(|| not_found("User", id))
 }
 
 fn find_group(c: &mut DbConn, account: &str, id: &str) -> Result<GroupRow, ScimFailure> {

@@ -259,6 +259,7 @@ mod tests {
             created_at: t,
             updated_at: t,
             last_login_at: None,
+            placed_by: None,
         }
     }
 
