@@ -165,6 +165,12 @@ pub fn complete_login(
         _ => return Err(LoginError::NoEmail(LoginMappingError::NoEmail)),
     };
     let existing = store::users::find_by_email(conn, &email)?;
+    if let Some(u) = &existing {
+        // Another tenant's user: say only that the address is taken, never their state.
+        if u.account_id != account && !store::accounts::ancestors(conn, &u.account_id)?.iter().any(|a| a == account) {
+            return Err(AppError::taken("email_taken", format!("{email} is registered in another account")).into());
+        }
+    }
     match existing.as_ref().map(|u| u.status) {
         None if !sso.row.jit_enabled => return Err(LoginError::JitDisabled),
         Some(UserStatus::Inactive) => return Err(LoginError::UserInactive),

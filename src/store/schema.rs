@@ -277,7 +277,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    saml_replay (assertion_id) {
+    saml_replay (account_id, assertion_id) {
         assertion_id -> Text,
         account_id -> Text,
         expires_at -> Timestamp,

@@ -913,3 +913,31 @@ fn sha1_signatures_need_the_accounts_explicit_consent() {
     let (s, _, v) = post_acs(&app, &sso.acs_url, &sha1(), None, true);
     assert_eq!(s, 200, "{v}");
 }
+
+#[test]
+fn tenants_are_isolated_in_refusals_and_in_the_replay_cache() {
+    let app = TestApp::spawn();
+    let a = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    let b = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    // Jane is a deactivated user of B. A login at A with her address says only "taken".
+    let (s, jane) = app.post("/api/v1/users", &b.token, json!({ "email": "jane.doe@example.com" }));
+    assert_eq!(s, 201, "{jane}");
+    let id = jane["id"].as_str().unwrap();
+    assert_eq!(app.patch(&format!("/api/v1/users/{id}"), &b.token, json!({ "status": "inactive" })).0, 200);
+    let (s, _, v) = post_acs(&app, &a.acs_url, &idp().sign_response(&spec(IdpShape::Okta, &a)).unwrap(), None, true);
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("email_taken")), "{v}");
+    assert!(!v.to_string().contains("inactive"), "{v}");
+
+    // One assertion ID, used by the IdP of A and (independently) by the IdP of B: each
+    // account accepts it once; a replay at the same account is refused.
+    let mut at_a = spec(IdpShape::Okta, &a).for_user("ann@example.com");
+    at_a.assertion_id = Some("_shared-assertion-id".into());
+    let mut at_b = spec(IdpShape::Okta, &b).for_user("bob@example.com");
+    at_b.assertion_id = Some("_shared-assertion-id".into());
+    let (ra, rb) = (idp().sign_response(&at_a).unwrap(), idp().sign_response(&at_b).unwrap());
+    assert_eq!(post_acs(&app, &a.acs_url, &ra, None, true).0, 200);
+    let (s, _, v) = post_acs(&app, &b.acs_url, &rb, None, true);
+    assert_eq!(s, 200, "another tenant's assertion IDs do not block this one: {v}");
+    let (s, _, v) = post_acs(&app, &a.acs_url, &ra, None, true);
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("replayed")), "{v}");
+}
