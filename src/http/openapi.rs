@@ -28,6 +28,7 @@ use super::routes;
         routes::platform::accept_invitation,
         routes::account::get_account,
         routes::account::update_account,
+        routes::account::transfer_owner,
         routes::account::add_domain,
         routes::account::remove_domain,
         routes::account::list_subs,

@@ -731,3 +731,53 @@ fn audit(
     let detail = serde_json::json!({ "changes": changes, "issues": issues });
     super::audit::record(conn, env, account, &change.actor, change.source, action, Some(target), detail)
 }
+
+/// Hands the account to another of its users: an explicit act of the owner (or the
+/// platform). The new owner must be an active user of the account; the former owner
+/// becomes an Admin. Both rows are written with their version checked, in the caller's
+/// transaction, and audited: the one place the owner role moves.
+pub fn transfer_ownership(
+    conn: &mut DbConn,
+    env: &Env,
+    actor: &Actor,
+    source: Source,
+    account: &str,
+    to_user: &str,
+) -> AppResult<(UserRow, UserRow)> {
+    if !actor.standing.changes_owner() {
+        return Err(GrantError::OnlyOwnerChangesOwner.into());
+    }
+    let mut owner = store::users::owner(conn, account)?.ok_or(AppError::not_found("account owner"))?;
+    store::scim::lock_user(conn, account, &owner.id)?;
+    store::scim::lock_user(conn, account, to_user)?;
+    let mut next = store::users::find(conn, account, to_user)?.ok_or(AppError::not_found("user"))?;
+    if next.id == owner.id {
+        return Err(AppError::conflict("already_owner", "this user already owns the account"));
+    }
+    if next.status != UserStatus::Active {
+        return Err(AppError::conflict(
+            "user_not_active",
+            "the new owner must be an active user (not pending or deactivated)",
+        ));
+    }
+    for (row, role) in [(&mut owner, BaseRole::Admin), (&mut next, BaseRole::Owner)] {
+        let expected = row.version;
+        row.role = role;
+        row.version += 1;
+        row.updated_at = env.now;
+        if !store::users::update(conn, row, Some(expected))? {
+            return Err(AppError::conflict("concurrent_update", "the user changed meanwhile; retry"));
+        }
+    }
+    super::audit::record(
+        conn,
+        env,
+        account,
+        actor,
+        source,
+        "account.owner_transferred",
+        Some(&next.id),
+        serde_json::json!({ "from": owner.id, "to": next.id }),
+    )?;
+    Ok((owner, next))
+}

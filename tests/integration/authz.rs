@@ -371,3 +371,35 @@ fn the_masters_idp_keeps_reaching_the_users_it_placed_and_nothing_else() {
     let (s, _) = app.get(&format!("/api/v1/accounts/{}/users/{id}", w.sub), &w.owner);
     assert_eq!(s, 404, "deleted from the sub");
 }
+
+#[test]
+fn ownership_moves_only_by_the_owners_explicit_transfer() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    // An active user (pushed by the IdP) to hand the account to.
+    let (s, u) = app.call(
+        "POST",
+        "/scim/v2/Users",
+        Some(&w.scim),
+        Some(json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "olly@m.test", "active": true,
+                     "emails": [{ "value": "olly@m.test", "primary": true }] })),
+    );
+    assert_eq!(s, 201, "{u}");
+    let olly = u["id"].as_str().unwrap().to_owned();
+    for (who, token) in [("eve", &w.eve), ("mel", &w.mel)] {
+        let (s, e) = app.post("/api/v1/account/owner", token, json!({ "user_id": olly }));
+        assert_eq!(s, 403, "{who}: {e}");
+    }
+    // A pending user cannot receive it.
+    let (s, e) = app.post("/api/v1/account/owner", &w.owner, json!({ "user_id": w.sam_id }));
+    assert_eq!((s, code(&e)), (409, Some("user_not_active")), "{e}");
+    let (s, v) = app.post("/api/v1/account/owner", &w.owner, json!({ "user_id": olly }));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(stored_user(&app, &w.master, &olly).role.as_str(), "owner");
+    assert_eq!(stored_user(&app, &w.master, &w.owner_id).role.as_str(), "admin");
+    let (_, acct) = app.get("/api/v1/account", &w.eve);
+    assert_eq!(acct["owner_id"].as_str(), Some(olly.as_str()), "{acct}");
+    // The former owner's token now carries an Admin's rights, at once.
+    let (s, e) = app.patch(&format!("/api/v1/users/{}", w.sam_id), &w.owner, json!({ "role": "admin" }));
+    assert_eq!((s, code(&e)), (403, Some("owner_only")), "{e}");
+}

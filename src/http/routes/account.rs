@@ -14,6 +14,7 @@ use crate::store;
 route_table! {
     GET "/account" => get_account, view Account;
     PATCH "/account" => update_account, edit Account;
+    POST "/account/owner" => transfer_owner, edit Account;
     POST "/account/domains" => add_domain, edit Domains;
     DELETE "/account/domains/{domain}" => remove_domain, edit Domains;
     GET "/sub_accounts" => list_subs, view SubAccounts;
@@ -222,6 +223,41 @@ pub async fn disassociate(
     state.sso.clear();
     state.authorization_changed();
     Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferOwner {
+    /// An active user of the account.
+    pub user_id: String,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OwnerTransferred {
+    pub owner_id: String,
+    /// Now an Admin.
+    pub former_owner_id: String,
+}
+
+/// Transfer ownership to another active user (the owner's own act, or the operator's on
+/// the mirror); the former owner becomes an Admin.
+#[utoipa::path(post, path = "/api/v1/account/owner", tag = "account", request_body = TransferOwner,
+    responses((status = 200, body = OwnerTransferred), (status = 403, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn transfer_owner(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<TransferOwner>,
+) -> AppResult<HttpResponse> {
+    let env = state.env();
+    let to = body.into_inner().user_id;
+    let (former, owner) = state
+        .db
+        .write(move |c| {
+            crate::provisioning::pipeline::transfer_ownership(c, &env, &ctx.actor, Source::Api, &ctx.account_id, &to)
+        })
+        .await?;
+    state.authorization_changed();
+    Ok(HttpResponse::Ok().json(OwnerTransferred { owner_id: owner.id, former_owner_id: former.id }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
