@@ -188,6 +188,7 @@ fn server_with_account(backend: &str, scope: &str) -> (ScratchDb, RunningServer,
                 scope,
                 None,
                 None,
+                None,
             )
         })
         .expect("token")

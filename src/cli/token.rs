@@ -22,6 +22,9 @@ pub enum TokenCmd {
         user: Option<String>,
         #[arg(long)]
         label: Option<String>,
+        /// The token is refused after this many days (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
 }
 
@@ -29,11 +32,22 @@ pub enum TokenCmd {
 pub(super) fn run(database_url: &str, cmd: TokenCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
     let actor = Actor::system("cli");
-    let TokenCmd::Create { account, scope, user, label } = cmd;
+    let TokenCmd::Create { account, scope, user, label, expires_in_days } = cmd;
     let db = open(database_url, true)?;
     let env = cli_env(&clock);
     let t = db.write_blocking(|c| {
-        service::tokens::create(c, &env, &actor, Source::Cli, &account, &scope, user.as_deref(), label.clone())
+        let expires_at = expires_in_days.map(|d| env.now + chrono::Duration::days(i64::from(d)));
+        service::tokens::create(
+            c,
+            &env,
+            &actor,
+            Source::Cli,
+            &account,
+            &scope,
+            user.as_deref(),
+            label.clone(),
+            expires_at,
+        )
     })?;
     Ok(Some(
         json!({ "token": t.token, "id": t.id, "scope": t.scope, "account_id": t.account_id, "user_id": t.user_id }),

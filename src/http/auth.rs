@@ -49,6 +49,10 @@ fn check_route_need(req: &HttpRequest, ctx: &AccountCtx) -> AppResult<()> {
         Some(Need::Perm(p)) => ctx.require(p),
         Some(Need::Operator) => ctx.require_operator(),
         Some(Need::Public) => Ok(()),
+        Some(Need::OwnSelf) if ctx.actor.user_id.is_some() => Ok(()),
+        Some(Need::OwnSelf) => {
+            Err(AppError::forbidden("this route is for a person's own token (one that names a user)"))
+        }
         None => {
             Err(AppError::denied("route_undeclared", format!("{} {pattern} declares no requirement", req.method())))
         }

@@ -17,6 +17,11 @@ use super::routes;
         routes::system::readyz,
         routes::system::permissions,
         routes::system::openapi,
+        routes::me::me,
+        routes::me::my_tokens,
+        routes::me::revoke_my_token,
+        routes::users::sessions,
+        routes::users::end_sessions,
         routes::saml::metadata,
         routes::saml::login,
         routes::saml::acs,
@@ -112,6 +117,7 @@ fn annotate_requirements(doc: &mut Doc) {
             let text = match need_of(path, method) {
                 Some(routes::Need::Perm(p)) => format!("Requires the `{p}` permission."),
                 Some(routes::Need::Operator) => "Requires the platform operator token.".to_owned(),
+                Some(routes::Need::OwnSelf) => "Self: any token that names a user; acts on that user only.".to_owned(),
                 Some(routes::Need::Public) => {
                     op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::default()]);
                     "Public: no bearer token.".to_owned()

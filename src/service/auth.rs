@@ -55,6 +55,7 @@ pub struct Principal {
     pub account_id: Option<String>,
     /// The user an admin token acts as.
     pub user_id: Option<String>,
+    pub expires_at: Option<chrono::NaiveDateTime>,
 }
 
 /// Verified tokens by their clear value (never stored anywhere but this process' memory).
@@ -92,26 +93,41 @@ impl ContextCache {
     }
 }
 
-fn lookup(conn: &mut DbConn, hash: &str) -> AppResult<Principal> {
-    let row = store::tokens::find_active_by_hash(conn, hash)?
-        .ok_or_else(|| AppError::Unauthorized("unknown or revoked token".into()))?;
+fn lookup(conn: &mut DbConn, hash: &str, now: chrono::NaiveDateTime) -> AppResult<(Principal, bool)> {
+    let row = store::tokens::find_active_by_hash(conn, hash, now)?
+        .ok_or_else(|| AppError::Unauthorized("unknown, revoked or expired token".into()))?;
+    let stale_use = row.last_used_at.is_none_or(|t| now - t > chrono::Duration::seconds(60));
     let scope = Scope::parse(&row.scope).ok_or_else(|| AppError::Internal(format!("token scope {:?}", row.scope)))?;
-    Ok(Principal {
+    let principal = Principal {
         token_id: row.id,
         token_hash: row.token_hash,
         scope,
         account_id: row.account_id,
         user_id: row.user_id,
-    })
+        expires_at: row.expires_at,
+    };
+    Ok((principal, stale_use))
 }
 
 /// Resolves a bearer token (cache first).
 pub async fn authenticate(svc: &Services, token: &str) -> AppResult<Principal> {
+    let now = svc.clock.now_naive();
     if let Some(p) = svc.tokens.0.get(token) {
-        return Ok(p);
+        if p.expires_at.is_none_or(|t| t > now) {
+            return Ok(p);
+        }
+        return Err(AppError::Unauthorized("unknown, revoked or expired token".into()));
     }
     let hash = hash_secret(token);
-    let p = svc.db.read(move |c| lookup(c, &hash)).await?;
+    let (p, stale_use) = svc.db.read(move |c| lookup(c, &hash, now)).await?;
+    if stale_use {
+        // Recorded through the writer, off the request's path; a lost update only delays
+        // `last_used_at` by a minute.
+        let (db, id) = (svc.db.clone(), p.token_id.clone());
+        tokio::spawn(async move {
+            let _ = db.write(move |c| store::tokens::touch(c, &id, now).map_err(AppError::from)).await;
+        });
+    }
     svc.tokens.0.put(token.to_owned(), p.clone());
     Ok(p)
 }
@@ -156,7 +172,10 @@ impl AccountCtx {
 pub async fn account_context(svc: &Services, token: &str, mirror_target: Option<String>) -> AppResult<AccountCtx> {
     let key = (token.to_owned(), mirror_target.clone());
     if let Some(ctx) = svc.contexts.0.get(&key) {
-        return Ok(ctx);
+        if ctx.principal.expires_at.is_none_or(|t| t > svc.clock.now_naive()) {
+            return Ok(ctx);
+        }
+        return Err(AppError::Unauthorized("unknown, revoked or expired token".into()));
     }
     let principal = authenticate(svc, token).await?;
     let ctx = svc.db.read(move |c| resolve_ctx(c, principal, mirror_target)).await?;

@@ -20,6 +20,9 @@ pub struct IssuedToken {
     pub scope: String,
     pub account_id: Option<String>,
     pub user_id: Option<String>,
+    #[serde(serialize_with = "crate::clock::rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<chrono::NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -34,6 +37,12 @@ pub struct TokenView {
     #[serde(serialize_with = "crate::clock::rfc3339::option::serialize")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<chrono::NaiveDateTime>,
+    #[serde(serialize_with = "crate::clock::rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<chrono::NaiveDateTime>,
+    #[serde(serialize_with = "crate::clock::rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<chrono::NaiveDateTime>,
 }
 
 impl From<TokenRow> for TokenView {
@@ -45,6 +54,8 @@ impl From<TokenRow> for TokenView {
             label: t.label,
             created_at: t.created_at,
             revoked_at: t.revoked_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
         }
     }
 }
@@ -63,8 +74,12 @@ pub fn create(
     scope: &str,
     user_email: Option<&str>,
     label: Option<String>,
+    expires_at: Option<chrono::NaiveDateTime>,
 ) -> AppResult<IssuedToken> {
     store::accounts::find(conn, account)?.ok_or(AppError::not_found("account"))?;
+    if expires_at.is_some_and(|t| t <= env.now) {
+        return Err(AppError::bad_request("invalid_expiry", "expires_at must be in the future"));
+    }
     let user_id = match scope {
         "scim" => {
             check_grant(actor.holds, Actor::identity_provider("scim").holds)?;
@@ -115,6 +130,8 @@ pub fn create(
         created_at: env.now,
         revoked_at: None,
         granted_from: actor.from_account.clone(),
+        expires_at,
+        last_used_at: None,
     };
     store::tokens::insert(conn, &row)?;
     audit::record(
@@ -127,7 +144,14 @@ pub fn create(
         Some(&row.id),
         serde_json::json!({ "scope": scope, "user": user_id }),
     )?;
-    Ok(IssuedToken { id: row.id, token, scope: scope.to_owned(), account_id: Some(account.to_owned()), user_id })
+    Ok(IssuedToken {
+        id: row.id,
+        token,
+        scope: scope.to_owned(),
+        account_id: Some(account.to_owned()),
+        user_id,
+        expires_at,
+    })
 }
 
 /// Creates the platform operator token if there is none: the given one (from
@@ -155,6 +179,8 @@ pub fn ensure_operator(conn: &mut DbConn, env: &Env, given: Option<&str>) -> App
             created_at: env.now,
             revoked_at: None,
             granted_from: None,
+            expires_at: None,
+            last_used_at: None,
         },
     )?;
     Ok(Some(token))

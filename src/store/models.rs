@@ -123,6 +123,10 @@ pub struct TokenRow {
     pub revoked_at: Option<NaiveDateTime>,
     /// The outside account (a master on the mirror) whose principal minted it.
     pub granted_from: Option<String>,
+    /// After this instant the token is refused.
+    pub expires_at: Option<NaiveDateTime>,
+    /// When it was last used (kept to the minute).
+    pub last_used_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -246,3 +246,29 @@ pub fn delete_config_granted_from(conn: &mut DbConn, account: &str, from: &str) 
         Ok(false)
     }
 }
+
+/// A user's live sessions, newest first.
+pub fn sessions_of(
+    conn: &mut DbConn,
+    account: &str,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<SessionRow>> {
+    crate::with_backend!(conn, |c| {
+        sessions::table
+            .filter(sessions::account_id.eq(account))
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::expires_at.gt(now))
+            .order(sessions::created_at.desc())
+            .select(SessionRow::as_select())
+            .load(c)
+    })
+}
+
+/// Ends every session of a user; how many there were.
+pub fn delete_sessions_of(conn: &mut DbConn, account: &str, user_id: &str) -> QueryResult<usize> {
+    crate::with_backend!(conn, |c| {
+        diesel::delete(sessions::table.filter(sessions::account_id.eq(account)).filter(sessions::user_id.eq(user_id)))
+            .execute(c)
+    })
+}

@@ -11,11 +11,13 @@ pub fn insert(conn: &mut DbConn, row: &TokenRow) -> QueryResult<()> {
     crate::with_backend!(conn, |c| { diesel::insert_into(t::table).values(row).execute(c).map(|_| ()) })
 }
 
-pub fn find_active_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<TokenRow>> {
+/// A token neither revoked nor expired at `now`.
+pub fn find_active_by_hash(conn: &mut DbConn, hash: &str, now: NaiveDateTime) -> QueryResult<Option<TokenRow>> {
     crate::with_backend!(conn, |c| {
         t::table
             .filter(t::token_hash.eq(hash))
             .filter(t::revoked_at.is_null())
+            .filter(t::expires_at.is_null().or(t::expires_at.gt(now)))
             .select(TokenRow::as_select())
             .first(c)
             .optional()
@@ -64,5 +66,29 @@ pub fn revoke_granted_from(
         let hashes: Vec<String> = live.select(t::token_hash).load(c)?;
         diesel::update(live).set(t::revoked_at.eq(Some(now))).execute(c)?;
         Ok(hashes)
+    })
+}
+
+/// Records a use of the token, at most once a minute (so a busy token costs one write a
+/// minute, not one per request).
+pub fn touch(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    let stale = now - chrono::Duration::seconds(60);
+    crate::with_backend!(conn, |c| {
+        diesel::update(t::table.filter(t::id.eq(id)).filter(t::last_used_at.is_null().or(t::last_used_at.lt(stale))))
+            .set(t::last_used_at.eq(Some(now)))
+            .execute(c)
+    })?;
+    Ok(())
+}
+
+/// The live tokens acting as one user.
+pub fn list_of_user(conn: &mut DbConn, account: &str, user_id: &str) -> QueryResult<Vec<TokenRow>> {
+    crate::with_backend!(conn, |c| {
+        t::table
+            .filter(t::account_id.eq(account))
+            .filter(t::user_id.eq(user_id))
+            .order(t::created_at.asc())
+            .select(TokenRow::as_select())
+            .load(c)
     })
 }

@@ -403,3 +403,56 @@ fn ownership_moves_only_by_the_owners_explicit_transfer() {
     let (s, e) = app.patch(&format!("/api/v1/users/{}", w.sam_id), &w.owner, json!({ "role": "admin" }));
     assert_eq!((s, code(&e)), (403, Some("owner_only")), "{e}");
 }
+
+#[test]
+fn tokens_expire_record_their_use_and_are_revoked_by_their_user_or_a_token_admin() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let server_now = app.state.env().now.and_utc();
+    let soon = (server_now + chrono::Duration::hours(1)).to_rfc3339();
+    let (s, t) = app.post("/api/v1/tokens", &w.eve, json!({ "scope": "admin", "expires_at": soon, "label": "ci" }));
+    assert_eq!(s, 201, "{t}");
+    let short = t["token"].as_str().unwrap().to_owned();
+    let short_id = t["id"].as_str().unwrap().to_owned();
+    let (s, me) = app.get("/api/v1/me", &short);
+    assert_eq!(
+        (s, me["user_id"].as_str(), me["standing"].as_str()),
+        (200, Some(w.eve_id.as_str()), Some("admin")),
+        "{me}"
+    );
+    assert!(!me["permissions"].as_array().unwrap().iter().any(|p| p == "sub_accounts:edit"), "{me}");
+    // Its use is recorded (through the writer, shortly after).
+    let mut used = Value::Null;
+    for _ in 0..50 {
+        let (_, mine) = app.get("/api/v1/me/tokens", &w.eve);
+        used = mine["tokens"].as_array().unwrap().iter().find(|x| x["id"] == short_id.as_str()).unwrap()
+            ["last_used_at"]
+            .clone();
+        if !used.is_null() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(used.is_string(), "last_used_at recorded");
+    // A past expiry is refused; after its expiry the token is refused, cached or not.
+    let past = (server_now - chrono::Duration::hours(1)).to_rfc3339();
+    let (s, e) = app.post("/api/v1/tokens", &w.eve, json!({ "scope": "admin", "expires_at": past }));
+    assert_eq!((s, code(&e)), (400, Some("invalid_expiry")), "{e}");
+    app.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(app.get("/api/v1/me", &short).0, 401);
+
+    // Revocation: the token's own user through /me, or a holder of tokens:edit; Mel (no
+    // tokens permission) cannot revoke Eve's token, not even through /me.
+    let (_, t2) = app.post("/api/v1/tokens", &w.eve, json!({ "scope": "admin" }));
+    let (id2, tok2) = (t2["id"].as_str().unwrap().to_owned(), t2["token"].as_str().unwrap().to_owned());
+    assert_eq!(app.delete(&format!("/api/v1/me/tokens/{id2}"), &w.mel).0, 404);
+    assert_eq!(app.delete(&format!("/api/v1/tokens/{id2}"), &w.mel).0, 403);
+    assert_eq!(app.get("/api/v1/me", &tok2).0, 200);
+    assert_eq!(app.delete(&format!("/api/v1/me/tokens/{id2}"), &w.eve).0, 204);
+    assert_eq!(app.get("/api/v1/me", &tok2).0, 401);
+    let (_, t3) = app.post("/api/v1/tokens", &w.eve, json!({ "scope": "admin" }));
+    assert_eq!(app.delete(&format!("/api/v1/tokens/{}", t3["id"].as_str().unwrap()), &w.owner).0, 204);
+    assert_eq!(app.get("/api/v1/me", t3["token"].as_str().unwrap()).0, 401);
+    // A SCIM token names no user: no self routes.
+    assert_eq!(app.get("/api/v1/me", &w.scim).0, 403);
+}

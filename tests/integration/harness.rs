@@ -112,6 +112,7 @@ impl TestApp {
                     scope,
                     user,
                     None,
+                    None,
                 )
             })
             .expect("token")

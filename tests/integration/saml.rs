@@ -941,3 +941,20 @@ fn tenants_are_isolated_in_refusals_and_in_the_replay_cache() {
     let (s, _, v) = post_acs(&app, &a.acs_url, &ra, None, true);
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("replayed")), "{v}");
 }
+
+#[test]
+fn sessions_are_listed_and_ended_per_user() {
+    let app = TestApp::spawn();
+    let sso = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    let (s, headers, v) =
+        post_acs(&app, &sso.acs_url, &idp().sign_response(&spec(IdpShape::Okta, &sso)).unwrap(), None, true);
+    assert_eq!(s, 200, "{v}");
+    let cookie = session_cookie(&headers);
+    let id = v["user"]["id"].as_str().unwrap();
+    let (s, list) = app.get(&format!("/api/v1/users/{id}/sessions"), &sso.token);
+    assert_eq!((s, list["sessions"].as_array().map(Vec::len)), (200, Some(1)), "{list}");
+    assert!(!list.to_string().contains(&cookie), "the cookie's value is never shown");
+    let (s, ended) = app.delete(&format!("/api/v1/users/{id}/sessions"), &sso.token);
+    assert_eq!((s, ended["ended"].as_u64()), (200, Some(1)), "{ended}");
+    assert_eq!(get_session(&app, &cookie).0, 401);
+}

@@ -20,6 +20,9 @@ pub enum Need {
     /// Nothing (health, the SAML endpoints, invitation acceptance, the catalogue); the
     /// route's own credential, if any, is checked by its handler.
     Public,
+    /// Any person of the account acting on their own credentials (`/me/…`): the handler
+    /// only ever touches the caller's own user.
+    OwnSelf,
 }
 
 /// One declared route.
@@ -32,7 +35,7 @@ pub struct RouteSpec {
 }
 
 /// Declares a module's routes: `METHOD "path" => handler, need;` where need is `view Area`,
-/// `edit Area`, `operator` or `public`. Expands to `ROUTES` and `configure`.
+/// `edit Area`, `operator`, `own_self` or `public`. Expands to `ROUTES` and `configure`.
 macro_rules! route_table {
     ($( $method:ident $path:literal => $handler:path, $($need:ident)+; )*) => {
         pub const ROUTES: &[$crate::http::routes::RouteSpec] = &[
@@ -55,6 +58,7 @@ macro_rules! route_table {
     };
     (@need operator) => { $crate::http::routes::Need::Operator };
     (@need public) => { $crate::http::routes::Need::Public };
+    (@need own_self) => { $crate::http::routes::Need::OwnSelf };
     (@method GET) => { actix_web::web::get() };
     (@method POST) => { actix_web::web::post() };
     (@method PUT) => { actix_web::web::put() };
@@ -66,6 +70,7 @@ pub mod account;
 pub mod groups;
 pub mod licenses;
 pub mod mapping;
+pub mod me;
 pub mod phone;
 pub mod platform;
 pub mod roles;
@@ -87,7 +92,8 @@ pub fn account_scoped(cfg: &mut web::ServiceConfig) {
         .configure(mapping::configure)
         .configure(phone::configure)
         .configure(sso::configure)
-        .configure(tokens::configure);
+        .configure(tokens::configure)
+        .configure(me::configure);
 }
 
 /// The route tables of the account-scoped modules (registered under `/api/v1` and the
@@ -102,6 +108,7 @@ pub const ACCOUNT_SCOPED: &[&[RouteSpec]] = &[
     phone::ROUTES,
     sso::ROUTES,
     tokens::ROUTES,
+    me::ROUTES,
 ];
 
 /// The tables of the routes registered at the root (full paths).

@@ -25,6 +25,9 @@ pub struct CreateToken {
     /// more than the caller); default: the caller.
     pub user_email: Option<String>,
     pub label: Option<String>,
+    /// RFC 3339 instant after which the token is refused (default: never).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Issue a token (shown once).
@@ -48,6 +51,7 @@ pub async fn create(
                 &b.scope,
                 b.user_email.as_deref(),
                 b.label,
+                b.expires_at.map(|t| t.naive_utc()),
             )
         })
         .await?;

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::Page;
+use super::{Page, Params};
 use crate::domain::catalog::{UnknownName, UserTier};
 use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
@@ -27,6 +27,8 @@ route_table! {
     DELETE "/users/{user_id}" => delete, edit Users;
     POST "/users/{user_id}/invitation/resend" => resend, edit Users;
     GET "/invitations" => list_invitations, view Users;
+    GET "/users/{user_id}/sessions" => sessions, view Users;
+    DELETE "/users/{user_id}/sessions" => end_sessions, edit Users;
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -260,4 +262,65 @@ pub async fn import_csv(state: web::Data<AppState>, ctx: AccountCtx, body: web::
 pub async fn export_csv(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let bytes = state.db.read(move |c| admin_users::export_csv(c, &ctx.account_id)).await?;
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(bytes))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// The session's stored hash (the cookie's value is never stored).
+    pub id: String,
+    #[serde(serialize_with = "crate::clock::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::NaiveDateTime,
+    #[serde(serialize_with = "crate::clock::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: chrono::NaiveDateTime,
+}
+
+/// A user's live SSO sessions.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/sessions", tag = "users", responses((status = 200, body = [SessionView]), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn sessions(state: web::Data<AppState>, ctx: AccountCtx, path: web::Path<Params>) -> AppResult<HttpResponse> {
+    let id = Params::get(&path.user_id, "user_id")?;
+    let now = state.env().now;
+    let rows = state
+        .db
+        .read(move |c| {
+            store::users::find(c, &ctx.account_id, &id)?.ok_or(AppError::not_found("user"))?;
+            Ok::<_, AppError>(store::saml::sessions_of(c, &ctx.account_id, &id, now)?)
+        })
+        .await?;
+    let views: Vec<SessionView> = rows
+        .into_iter()
+        .map(|s| SessionView { id: s.id_hash, created_at: s.created_at, expires_at: s.expires_at })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": views })))
+}
+
+/// End every SSO session of a user (they sign in again through the IdP).
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/sessions", tag = "users", responses((status = 200, description = "{\"ended\": n}"), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn end_sessions(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<Params>,
+) -> AppResult<HttpResponse> {
+    let id = Params::get(&path.user_id, "user_id")?;
+    let env = state.env();
+    let ended = state
+        .db
+        .write(move |c| {
+            store::users::find(c, &ctx.account_id, &id)?.ok_or(AppError::not_found("user"))?;
+            let n = store::saml::delete_sessions_of(c, &ctx.account_id, &id)?;
+            crate::provisioning::audit::record(
+                c,
+                &env,
+                &ctx.account_id,
+                &ctx.actor,
+                crate::provisioning::Source::Api,
+                "user.sessions_ended",
+                Some(&id),
+                serde_json::json!({ "ended": n }),
+            )?;
+            Ok::<_, AppError>(n)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "ended": ended })))
 }
