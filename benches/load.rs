@@ -147,7 +147,7 @@ fn admin(backend: &str, seconds: u32) {
 fn server_with_account(backend: &str, scope: &str) -> (ScratchDb, RunningServer, String, String) {
     let spec = if backend == "postgres" { pg_url() } else { "sqlite".into() };
     let db = ScratchDb::create(&spec).expect("scratch database");
-    let server = RunningServer::start(db.url(), 2).expect("server");
+    let server = RunningServer::start_unthrottled(db.url(), 2).expect("server");
     let env = server.state.env();
     let actor = provisor::provisioning::Actor::system("bench");
     let account = server

@@ -2,6 +2,11 @@
 
 use std::net::SocketAddr;
 
+/// Default limit of the unauthenticated endpoints per (endpoint, account, client): a
+/// person signs in a few times a minute; a test IdP or a retry storm far more.
+pub const DEFAULT_PUBLIC_RATE: u32 = 20;
+pub const DEFAULT_PUBLIC_BURST: u32 = 100;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
@@ -15,6 +20,12 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Set the `Secure` attribute on session cookies (on when the public URL is https).
     pub secure_cookies: bool,
+    /// Unauthenticated endpoints: requests a second per (endpoint, account, client) and the
+    /// burst allowed; 0 turns limiting off.
+    pub public_rate_per_second: u32,
+    pub public_rate_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerConfig {
@@ -29,6 +40,9 @@ impl ServerConfig {
             pool_size: 8,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             secure_cookies,
+            public_rate_per_second: DEFAULT_PUBLIC_RATE,
+            public_rate_burst: DEFAULT_PUBLIC_BURST,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum AppError {
     PreconditionFailed(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// Too many requests from one client to an unauthenticated endpoint (429).
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// The database cannot be reached (503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -105,6 +108,7 @@ impl AppError {
             AppError::PreconditionFailed(_) => "precondition_failed",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::Unavailable(_) => "unavailable",
+            AppError::RateLimited { .. } => "rate_limited",
             AppError::Internal(_) => "internal",
         }
     }

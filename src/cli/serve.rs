@@ -29,11 +29,25 @@ pub struct ServeArgs {
     /// Database connections for reads.
     #[arg(long, env = "PROVISOR_POOL_SIZE", default_value_t = 8)]
     pub pool_size: u32,
+    /// Requests a second per (endpoint, account, client address) to the unauthenticated
+    /// endpoints (SAML login and ACS, invitation acceptance); 0 turns the limit off.
+    #[arg(long, env = "PROVISOR_PUBLIC_RATE_LIMIT", default_value_t = crate::config::DEFAULT_PUBLIC_RATE)]
+    pub public_rate_limit: u32,
+    /// Burst allowed above that rate.
+    #[arg(long, env = "PROVISOR_PUBLIC_RATE_BURST", default_value_t = crate::config::DEFAULT_PUBLIC_BURST)]
+    pub public_rate_burst: u32,
+    /// A reverse proxy (CIDR or address, repeatable or comma-separated) whose
+    /// X-Forwarded-For names the client; without one the TCP peer is the client.
+    #[arg(long = "trusted-proxy", env = "PROVISOR_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     let mut config = ServerConfig::new(args.bind, args.public_url, database_url.to_owned());
     config.pool_size = args.pool_size;
+    config.public_rate_per_second = args.public_rate_limit;
+    config.public_rate_burst = args.public_rate_burst;
+    config.trusted_proxies = crate::http::limit::parse_trusted(&args.trusted_proxies)?;
     if let Some(w) = args.workers {
         config.workers = w;
     }

@@ -49,6 +49,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -69,6 +70,9 @@ impl ResponseError for AppError {
         let mut resp = HttpResponse::build(self.status_code());
         if matches!(self, AppError::Unauthorized(_)) {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let AppError::RateLimited { retry_after_secs } = self {
+            resp.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         resp.json(ErrorBody::new(self.code(), self.public_message()))
     }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod limit;
 pub mod openapi;
 pub mod routes;
 pub mod scim;
@@ -23,11 +24,17 @@ use crate::store::Db;
 pub struct AppState {
     pub services: Services,
     pub config: ServerConfig,
+    pub limiter: limit::PublicLimiter,
 }
 
 impl AppState {
     pub fn new(db: Db, clock: SharedClock, config: ServerConfig) -> AppState {
-        AppState { services: Services::new(db, clock, config.public_url.clone()), config }
+        let limiter = limit::PublicLimiter::new(
+            config.public_rate_per_second,
+            config.public_rate_burst,
+            config.trusted_proxies.clone(),
+        );
+        AppState { services: Services::new(db, clock, config.public_url.clone()), config, limiter }
     }
 }
 
@@ -88,6 +95,7 @@ pub fn spawn_maintenance(state: Arc<AppState>) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "invitation purge failed"),
             }
+            state.limiter.prune();
             let now = state.clock.now_naive();
             match state
                 .db

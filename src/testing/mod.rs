@@ -86,16 +86,27 @@ pub struct RunningServer {
 impl RunningServer {
     /// A server on a fresh database; creates the operator token.
     pub fn start(database_url: &str, workers: usize) -> AppResult<RunningServer> {
-        Self::start_inner(database_url, workers, None)
+        Self::start_inner(database_url, workers, None, true)
+    }
+
+    /// A server without the public endpoints' rate limit (benchmarks drive the ACS from
+    /// one client far beyond what any person does).
+    pub fn start_unthrottled(database_url: &str, workers: usize) -> AppResult<RunningServer> {
+        Self::start_inner(database_url, workers, None, false)
     }
 
     /// A second server process on the same database, answering for the same public URL
     /// (as behind a load balancer). Its `operator` is empty: the first one has the token.
     pub fn start_replica(database_url: &str, workers: usize, public_url: &str) -> AppResult<RunningServer> {
-        Self::start_inner(database_url, workers, Some(public_url.to_owned()))
+        Self::start_inner(database_url, workers, Some(public_url.to_owned()), true)
     }
 
-    fn start_inner(database_url: &str, workers: usize, replica_of: Option<String>) -> AppResult<RunningServer> {
+    fn start_inner(
+        database_url: &str,
+        workers: usize,
+        replica_of: Option<String>,
+        rate_limited: bool,
+    ) -> AppResult<RunningServer> {
         let db = Db::open(database_url, &DbOptions { pool_size: 8, migrate: true })?;
         let clock = ShiftedClock::default();
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| AppError::Internal(e.to_string()))?;
@@ -103,6 +114,9 @@ impl RunningServer {
         let replica = replica_of.is_some();
         let mut config = ServerConfig::new(addr, replica_of, database_url.to_owned());
         config.workers = workers;
+        if !rate_limited {
+            config.public_rate_per_second = 0;
+        }
         let shared: SharedClock = Arc::new(clock.clone());
         let state = Arc::new(AppState::new(db, shared, config));
         let env = state.env();

@@ -958,3 +958,43 @@ fn sessions_are_listed_and_ended_per_user() {
     assert_eq!((s, ended["ended"].as_u64()), (200, Some(1)), "{ended}");
     assert_eq!(get_session(&app, &cookie).0, 401);
 }
+
+#[test]
+fn unauthenticated_endpoints_are_rate_limited_per_account_and_client() {
+    let app = TestApp::spawn();
+    let a = configure(&app, IdpShape::Okta, json!({}));
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = |account: &str| {
+        client.get(app.url(&format!("/saml/{account}/login"))).header("Accept", "application/json").send().unwrap()
+    };
+    let mut limited = None;
+    for _ in 0..(provisor::config::DEFAULT_PUBLIC_BURST + 50) {
+        let r = login(&a.account);
+        if r.status().as_u16() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert!(r.status().is_redirection(), "{}", r.status());
+    }
+    let r = limited.expect("the burst ran out");
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    // The login requests written stay bounded by the limit.
+    let rows = app
+        .state
+        .db
+        .read_blocking(|c| {
+            use diesel::prelude::*;
+            provisor::store::schema::saml_requests::table
+                .count()
+                .get_result::<i64>(c)
+                .map_err(provisor::error::AppError::from)
+        })
+        .unwrap();
+    assert!(rows <= i64::from(provisor::config::DEFAULT_PUBLIC_BURST) + 10, "{rows} request rows");
+    // Another account's bucket is its own.
+    let b = configure(&app, IdpShape::Okta, json!({}));
+    assert!(login(&b.account).status().is_redirection());
+}

@@ -109,8 +109,11 @@ pub struct AcceptInvitation {
     responses((status = 200, body = crate::service::users::UserView), (status = 404, body = crate::http::error::ErrorBody), (status = 410, body = crate::http::error::ErrorBody)))]
 pub async fn accept_invitation(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     body: web::Json<AcceptInvitation>,
 ) -> AppResult<HttpResponse> {
+    // Guessing invitation tokens is hopeless (256 bits), but each try costs a lookup.
+    state.limiter.check(&req, "invitation_accept", "")?;
     let token = body.into_inner().token;
     if token.len() > 200 {
         return Err(AppError::not_found("invitation"));

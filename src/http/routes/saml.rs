@@ -64,7 +64,13 @@ fn error_response(req: &HttpRequest, status: StatusCode, code: &str, message: &s
 }
 
 fn login_error_response(req: &HttpRequest, e: &LoginError) -> HttpResponse {
-    error_response(req, login_status(e), e.code(), &login_message(e))
+    let mut resp = error_response(req, login_status(e), e.code(), &login_message(e));
+    if let LoginError::App(AppError::RateLimited { retry_after_secs }) = e {
+        if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
 }
 
 fn app_error_response(req: &HttpRequest, e: AppError) -> HttpResponse {
@@ -136,6 +142,10 @@ pub struct LoginQuery {
 /// SP-initiated login: redirects the browser to the IdP with an AuthnRequest.
 #[utoipa::path(get, path = "/saml/{account}/login", tag = "saml", params(("account" = String, Path, description = "account id or vanity name")), responses((status = 302, description = "to the IdP with an AuthnRequest (HTTP-Redirect binding)"), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    // Each login writes a request row: bounded per account and client.
+    if let Err(e) = state.limiter.check(&req, "saml_login", path.as_str()) {
+        return app_error_response(&req, e);
+    }
     let query = match web::Query::<LoginQuery>::from_query(req.query_string()) {
         Ok(q) => q.into_inner(),
         Err(e) => {
@@ -203,6 +213,10 @@ pub async fn acs(
     payload: web::Payload,
 ) -> HttpResponse {
     let key = path.into_inner();
+    // Every post is verified and, when refused, audited: bounded per account and client.
+    if let Err(e) = state.limiter.check(&req, "saml_acs", &key) {
+        return app_error_response(&req, e);
+    }
     let form = match read_form(payload).await {
         Ok(f) => f,
         Err(e) => return login_error_response(&req, &e),
