@@ -34,6 +34,8 @@ use super::routes;
         routes::account::get_account,
         routes::account::update_account,
         routes::account::transfer_owner,
+        routes::account::list_domains,
+        routes::account::verify_domain,
         routes::account::add_domain,
         routes::account::remove_domain,
         routes::account::list_subs,

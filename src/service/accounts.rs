@@ -221,18 +221,108 @@ pub fn update(
     Ok(row)
 }
 
-pub fn add_domain(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, domain: &str) -> AppResult<String> {
+/// The DNS name whose TXT record proves control of `domain`.
+pub fn challenge_name(domain: &str) -> String {
+    format!("_provisor-challenge.{domain}")
+}
+
+/// A domain claim as the API shows it: verified, or pending with what to publish.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DomainClaimView {
+    pub domain: String,
+    /// `pending` or `verified`.
+    pub status: String,
+    /// What to publish to verify a pending claim: `{"type": "dns_txt", "name", "value"}`.
+    #[schema(value_type = Object)]
+    pub verification: serde_json::Value,
+}
+
+impl From<store::accounts::DomainClaimRow> for DomainClaimView {
+    fn from(c: store::accounts::DomainClaimRow) -> DomainClaimView {
+        DomainClaimView {
+            verification: serde_json::json!({
+                "type": "dns_txt",
+                "name": challenge_name(&c.domain),
+                "value": format!("provisor-verification={}", c.challenge),
+            }),
+            domain: c.domain,
+            status: c.status,
+        }
+    }
+}
+
+/// Claims a domain for the account: pending until verified. Several accounts may hold
+/// pending claims; a domain another account has verified cannot be claimed.
+pub fn add_domain(
+    conn: &mut DbConn,
+    env: &Env,
+    actor: &Actor,
+    account: &str,
+    domain: &str,
+) -> AppResult<DomainClaimView> {
     let d = validate_domain(domain)?;
     if let Some(owner) = store::accounts::domain_owner(conn, &d)? {
         return Err(if owner == account {
-            AppError::taken("domain_taken", format!("{d} is already associated with this account"))
+            AppError::taken("domain_taken", format!("{d} is already verified for this account"))
         } else {
-            AppError::taken("domain_taken", format!("{d} is associated with another account"))
+            AppError::taken("domain_taken", format!("{d} is verified by another account"))
         });
     }
-    store::accounts::add_domain(conn, account, &d, env.now)?;
-    audit::record(conn, env, account, actor, Source::Api, "domain.added", Some(&d), serde_json::json!({}))?;
-    Ok(d)
+    let challenge = crate::secrets::new_secret("");
+    store::accounts::add_domain_claim(conn, account, &d, &challenge, env.now)
+        .map_err(AppError::on_unique("domain_claimed", format!("{d} is already claimed by this account")))?;
+    audit::record(conn, env, account, actor, Source::Api, "domain.claimed", Some(&d), serde_json::json!({}))?;
+    let row = store::accounts::domain_claim(conn, account, &d)?.ok_or(AppError::not_found("domain"))?;
+    Ok(row.into())
+}
+
+/// Verifies a pending claim: `proof` is the TXT values found at the challenge name, or
+/// `None` for the operator's approval. The first verified claim wins.
+pub fn verify_domain(
+    conn: &mut DbConn,
+    env: &Env,
+    actor: &Actor,
+    account: &str,
+    domain: &str,
+    proof: Option<&[String]>,
+) -> AppResult<DomainClaimView> {
+    let d = domain.trim().to_ascii_lowercase();
+    let claim = store::accounts::domain_claim(conn, account, &d)?.ok_or(AppError::not_found("domain"))?;
+    if claim.status == "verified" {
+        return Ok(claim.into());
+    }
+    match proof {
+        Some(values) => {
+            let expected = format!("provisor-verification={}", claim.challenge);
+            if !values.iter().any(|v| v.trim() == expected) {
+                return Err(AppError::conflict(
+                    "verification_failed",
+                    format!(
+                        "no TXT record {expected:?} at {} (found {}); publish it and try again",
+                        challenge_name(&d),
+                        values.len()
+                    ),
+                ));
+            }
+        }
+        None if actor.standing == crate::domain::authz::Standing::Operator => {}
+        None => return Err(AppError::forbidden("only the platform operator approves a claim without DNS proof")),
+    }
+    store::accounts::verify_domain_claim(conn, account, &d, env.now)
+        .map_err(AppError::on_unique("domain_taken", format!("{d} was verified by another account first")))?;
+    let how = if proof.is_some() { "dns_txt" } else { "operator" };
+    audit::record(
+        conn,
+        env,
+        account,
+        actor,
+        Source::Api,
+        "domain.verified",
+        Some(&d),
+        serde_json::json!({ "by": how }),
+    )?;
+    let row = store::accounts::domain_claim(conn, account, &d)?.ok_or(AppError::not_found("domain"))?;
+    Ok(row.into())
 }
 
 pub fn remove_domain(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, domain: &str) -> AppResult<()> {

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod batch;
+pub mod dns;
 pub mod groups;
 pub mod licenses;
 pub mod mapping;
@@ -40,6 +41,8 @@ pub struct Services {
     pub contexts: auth::ContextCache,
     pub mappings: Arc<MappingCache>,
     pub sso: sso::SsoCache,
+    /// TXT lookups for domain verification (the system resolver; a table in tests).
+    pub dns: Arc<dyn dns::TxtResolver>,
 }
 
 impl Services {
@@ -52,6 +55,7 @@ impl Services {
             contexts: Default::default(),
             mappings: Default::default(),
             sso: Default::default(),
+            dns: Arc::new(dns::SystemResolver::default()),
         }
     }
 

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::AccountRow;
-use super::schema::{account_domains, accounts, users};
+use super::schema::{accounts, domain_claims, users};
 use super::DbConn;
 use crate::domain::accounts::AccountFacts;
 
@@ -104,42 +104,102 @@ pub fn detach_from_parent(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Qu
     })
 }
 
+/// One account's claim on a domain.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = domain_claims)]
+pub struct DomainClaimRow {
+    pub account_id: String,
+    pub domain: String,
+    /// `pending` or `verified`.
+    pub status: String,
+    /// The value the DNS TXT record must hold.
+    pub challenge: String,
+    pub created_at: NaiveDateTime,
+    pub verified_at: Option<NaiveDateTime>,
+}
+
+/// The account's verified domains (the ones that route users).
 pub fn domains(conn: &mut DbConn, account: &str) -> QueryResult<Vec<String>> {
     crate::with_backend!(conn, |c| {
-        account_domains::table
-            .filter(account_domains::account_id.eq(account))
-            .order(account_domains::domain.asc())
-            .select(account_domains::domain)
+        domain_claims::table
+            .filter(domain_claims::account_id.eq(account))
+            .filter(domain_claims::status.eq("verified"))
+            .order(domain_claims::domain.asc())
+            .select(domain_claims::domain)
             .load(c)
     })
 }
 
-/// The account a domain is associated with, if any.
-pub fn domain_owner(conn: &mut DbConn, domain: &str) -> QueryResult<Option<String>> {
+/// Every claim of the account, verified or not.
+pub fn domain_claims(conn: &mut DbConn, account: &str) -> QueryResult<Vec<DomainClaimRow>> {
     crate::with_backend!(conn, |c| {
-        account_domains::table.find(domain).select(account_domains::account_id).first(c).optional()
+        domain_claims::table
+            .filter(domain_claims::account_id.eq(account))
+            .order(domain_claims::domain.asc())
+            .select(DomainClaimRow::as_select())
+            .load(c)
     })
 }
 
-pub fn add_domain(conn: &mut DbConn, account: &str, domain: &str, now: NaiveDateTime) -> QueryResult<()> {
+pub fn domain_claim(conn: &mut DbConn, account: &str, domain: &str) -> QueryResult<Option<DomainClaimRow>> {
     crate::with_backend!(conn, |c| {
-        diesel::insert_into(account_domains::table)
+        domain_claims::table.find((account, domain)).select(DomainClaimRow::as_select()).first(c).optional()
+    })
+}
+
+/// The account whose verified claim holds a domain, if any.
+pub fn domain_owner(conn: &mut DbConn, domain: &str) -> QueryResult<Option<String>> {
+    crate::with_backend!(conn, |c| {
+        domain_claims::table
+            .filter(domain_claims::domain.eq(domain))
+            .filter(domain_claims::status.eq("verified"))
+            .select(domain_claims::account_id)
+            .first(c)
+            .optional()
+    })
+}
+
+pub fn add_domain_claim(
+    conn: &mut DbConn,
+    account: &str,
+    domain: &str,
+    challenge: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    crate::with_backend!(conn, |c| {
+        diesel::insert_into(domain_claims::table)
             .values((
-                account_domains::domain.eq(domain),
-                account_domains::account_id.eq(account),
-                account_domains::created_at.eq(now),
+                domain_claims::account_id.eq(account),
+                domain_claims::domain.eq(domain),
+                domain_claims::status.eq("pending"),
+                domain_claims::challenge.eq(challenge),
+                domain_claims::created_at.eq(now),
             ))
             .execute(c)
             .map(|_| ())
     })
 }
 
+/// Marks a pending claim verified; a unique violation means another account's claim was
+/// verified first. False when there was no pending claim.
+pub fn verify_domain_claim(conn: &mut DbConn, account: &str, domain: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    crate::with_backend!(conn, |c| {
+        diesel::update(
+            domain_claims::table
+                .filter(domain_claims::account_id.eq(account))
+                .filter(domain_claims::domain.eq(domain))
+                .filter(domain_claims::status.eq("pending")),
+        )
+        .set((domain_claims::status.eq("verified"), domain_claims::verified_at.eq(Some(now))))
+        .execute(c)
+        .map(|n| n > 0)
+    })
+}
+
 pub fn remove_domain(conn: &mut DbConn, account: &str, domain: &str) -> QueryResult<bool> {
     crate::with_backend!(conn, |c| {
         diesel::delete(
-            account_domains::table
-                .filter(account_domains::account_id.eq(account))
-                .filter(account_domains::domain.eq(domain)),
+            domain_claims::table.filter(domain_claims::account_id.eq(account)).filter(domain_claims::domain.eq(domain)),
         )
         .execute(c)
         .map(|n| n > 0)

@@ -20,10 +20,13 @@ diesel::table! {
 }
 
 diesel::table! {
-    account_domains (domain) {
-        domain -> Text,
+    domain_claims (account_id, domain) {
         account_id -> Text,
+        domain -> Text,
+        status -> Text,
+        challenge -> Text,
         created_at -> Timestamp,
+        verified_at -> Nullable<Timestamp>,
     }
 }
 
@@ -305,7 +308,7 @@ diesel::joinable!(user_phones -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
-    account_domains,
+    domain_claims,
     license_pools,
     roles,
     phone_sites,

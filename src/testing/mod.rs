@@ -80,6 +80,8 @@ pub struct RunningServer {
     pub operator: String,
     pub clock: ShiftedClock,
     pub state: Arc<AppState>,
+    /// The DNS TXT records domain verification sees.
+    pub dns: Arc<crate::service::dns::StaticResolver>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -118,7 +120,11 @@ impl RunningServer {
             config.public_rate_per_second = 0;
         }
         let shared: SharedClock = Arc::new(clock.clone());
-        let state = Arc::new(AppState::new(db, shared, config));
+        let mut state = AppState::new(db, shared, config);
+        // Domain verification never asks real DNS in tests: records go in this table.
+        let dns = Arc::new(crate::service::dns::StaticResolver::default());
+        state.services.dns = dns.clone();
+        let state = Arc::new(state);
         let env = state.env();
         let operator = if replica {
             String::new()
@@ -144,7 +150,7 @@ impl RunningServer {
             })
         });
         let handle = rx.recv().map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
-        Ok(RunningServer { base: format!("http://{addr}"), operator, clock, state, handle })
+        Ok(RunningServer { base: format!("http://{addr}"), operator, clock, state, dns, handle })
     }
 }
 

@@ -68,9 +68,35 @@ fn vanity_names_and_domains_are_unique_system_wide() {
     assert_eq!(app.patch("/api/v1/account", &ta, json!({ "vanity_name": "Acme" })).0, 200);
     let (s, e) = app.patch("/api/v1/account", &tb, json!({ "vanity_name": "acme" }));
     assert_eq!((s, e["error"]["code"].as_str()), (409, Some("vanity_taken")));
-    assert_eq!(app.post("/api/v1/account/domains", &ta, json!({ "domain": "Acme.org" })).0, 201);
-    let (s, e) = app.post("/api/v1/account/domains", &tb, json!({ "domain": "acme.org" }));
+    // Domain claims: both may claim; the first to prove control by DNS wins.
+    let (s, claim) = app.post("/api/v1/account/domains", &ta, json!({ "domain": "Acme.org" }));
+    assert_eq!((s, claim["status"].as_str()), (201, Some("pending")), "{claim}");
+    assert_eq!(claim["verification"]["name"], "_provisor-challenge.acme.org");
+    let (s, other) = app.post("/api/v1/account/domains", &tb, json!({ "domain": "acme.org" }));
+    assert_eq!((s, other["status"].as_str()), (201, Some("pending")), "{other}");
+    // No record, or the wrong one: not verified.
+    let (s, e) = app.post("/api/v1/account/domains/acme.org/verify", &ta, json!({}));
+    assert_eq!((s, e["error"]["code"].as_str()), (409, Some("verification_failed")), "{e}");
+    app.dns.set("_provisor-challenge.acme.org", vec![other["verification"]["value"].as_str().unwrap().to_owned()]);
+    assert_eq!(app.post("/api/v1/account/domains/acme.org/verify", &ta, json!({})).0, 409);
+    // B published its value: B wins; A can no longer verify, a third account cannot claim.
+    let (s, v) = app.post("/api/v1/account/domains/acme.org/verify", &tb, json!({}));
+    assert_eq!((s, v["status"].as_str()), (200, Some("verified")), "{v}");
+    app.dns.set("_provisor-challenge.acme.org", vec![claim["verification"]["value"].as_str().unwrap().to_owned()]);
+    let (s, e) = app.post("/api/v1/account/domains/acme.org/verify", &ta, json!({}));
+    assert_eq!((s, e["error"]["code"].as_str()), (409, Some("domain_taken")), "{e}");
+    let c = app.account("C", "owner@c.test", false);
+    let (s, e) = app.post("/api/v1/account/domains", &app.admin_token(&c), json!({ "domain": "acme.org" }));
     assert_eq!((s, e["error"]["code"].as_str()), (409, Some("domain_taken")));
+    let (_, listed) = app.get("/api/v1/account/domains", &ta);
+    assert_eq!(listed["domains"][0]["status"], "pending", "{listed}");
+    let (_, bv) = app.get("/api/v1/account", &tb);
+    assert_eq!(bv["domains"], json!(["acme.org"]), "{bv}");
+    // The operator approves without DNS (on the mirror); an account admin cannot.
+    assert_eq!(app.post("/api/v1/account/domains", &ta, json!({ "domain": "a-only.example" })).0, 201);
+    let (s, v) =
+        app.post(&format!("/api/v1/accounts/{a}/account/domains/a-only.example/verify"), &app.operator, json!({}));
+    assert_eq!((s, v["status"].as_str()), (200, Some("verified")), "{v}");
     let (s, e) = app.post("/api/v1/account/domains", &tb, json!({ "domain": "not a domain" }));
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_domain")));
     // Settings are per account: a setting on A is not seen on B.
@@ -271,7 +297,12 @@ fn users_of_an_associated_domain_belong_to_its_account() {
     let a = app.account("A", "owner@a.test", true);
     let b = app.account("B", "owner@b.test", false);
     let (ta, tb) = (app.admin_token(&a), app.admin_token(&b));
-    assert_eq!(app.post("/api/v1/account/domains", &ta, json!({ "domain": "acme.example" })).0, 201);
+    let (s, claim) = app.post("/api/v1/account/domains", &ta, json!({ "domain": "acme.example" }));
+    assert_eq!(s, 201, "{claim}");
+    // An unverified claim routes nobody and blocks nobody.
+    assert_eq!(app.post("/api/v1/users", &tb, json!({ "email": "early@acme.example" })).0, 201);
+    app.dns.set("_provisor-challenge.acme.example", vec![claim["verification"]["value"].as_str().unwrap().to_owned()]);
+    assert_eq!(app.post("/api/v1/account/domains/acme.example/verify", &ta, json!({})).0, 200);
     let (s, e) = app.post("/api/v1/users", &tb, json!({ "email": "bob@acme.example" }));
     assert_eq!((s, e["error"]["code"].as_str()), (409, Some("domain_associated")), "{e}");
     assert_eq!(app.post("/api/v1/users", &ta, json!({ "email": "bob@acme.example" })).0, 201);

@@ -16,6 +16,8 @@ pub struct TestApp {
     pub operator: String,
     pub clock: ShiftedClock,
     pub state: Arc<AppState>,
+    /// DNS TXT records the server's domain verification sees.
+    pub dns: Arc<provisor::service::dns::StaticResolver>,
     pub database_url: String,
     pub client: reqwest::blocking::Client,
     // Field order matters: the server stops before its database is removed.
@@ -34,6 +36,7 @@ impl TestApp {
             operator: server.operator.clone(),
             clock: server.clock.clone(),
             state: server.state.clone(),
+            dns: server.dns.clone(),
             database_url: db.url().to_owned(),
             client,
             _server: server,

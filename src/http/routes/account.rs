@@ -7,7 +7,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::auth::AccountCtx;
 use crate::http::AppState;
 use crate::provisioning::Source;
-use crate::service::accounts::{self, AccountUpdate, AccountView, DisassociationReport, NewAccount};
+use crate::service::accounts::{self, AccountUpdate, AccountView, DisassociationReport, DomainClaimView, NewAccount};
 use crate::service::accounts::{parse_billing, parse_kind};
 use crate::store;
 
@@ -15,7 +15,9 @@ route_table! {
     GET "/account" => get_account, view Account;
     PATCH "/account" => update_account, edit Account;
     POST "/account/owner" => transfer_owner, edit Account;
+    GET "/account/domains" => list_domains, view Domains;
     POST "/account/domains" => add_domain, edit Domains;
+    POST "/account/domains/{domain}/verify" => verify_domain, edit Domains;
     DELETE "/account/domains/{domain}" => remove_domain, edit Domains;
     GET "/sub_accounts" => list_subs, view SubAccounts;
     POST "/sub_accounts" => create_sub, edit SubAccounts;
@@ -102,8 +104,47 @@ pub async fn add_domain(
 ) -> AppResult<HttpResponse> {
     let env = state.env();
     let domain = body.into_inner().domain;
-    let d = state.db.write(move |c| accounts::add_domain(c, &env, &ctx.actor, &ctx.account_id, &domain)).await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "domain": d })))
+    let claim = state.db.write(move |c| accounts::add_domain(c, &env, &ctx.actor, &ctx.account_id, &domain)).await?;
+    Ok(HttpResponse::Created().json(claim))
+}
+
+/// The account's domain claims, verified or pending (with what to publish).
+#[utoipa::path(get, path = "/api/v1/account/domains", tag = "account", responses((status = 200, body = [DomainClaimView])))]
+pub async fn list_domains(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
+    let rows =
+        state.db.read(move |c| store::accounts::domain_claims(c, &ctx.account_id).map_err(AppError::from)).await?;
+    let views: Vec<DomainClaimView> = rows.into_iter().map(DomainClaimView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "domains": views })))
+}
+
+/// Verify a pending claim: the server looks up the TXT record at
+/// `_provisor-challenge.<domain>`; the platform operator (on the mirror) approves without it.
+#[utoipa::path(post, path = "/api/v1/account/domains/{domain}/verify", tag = "account",
+    responses((status = 200, body = DomainClaimView), (status = 409, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn verify_domain(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<super::Params>,
+) -> AppResult<HttpResponse> {
+    let domain = super::Params::get(&path.domain, "domain")?.trim().to_ascii_lowercase();
+    let (account, d) = (ctx.account_id.clone(), domain.clone());
+    let claim = state.db.read(move |c| store::accounts::domain_claim(c, &account, &d).map_err(AppError::from)).await?;
+    let claim = claim.ok_or(AppError::not_found("domain"))?;
+    // The lookup happens outside any transaction; the write re-checks the claim.
+    let proof = if ctx.is_operator() || claim.status == "verified" {
+        None
+    } else {
+        let name = accounts::challenge_name(&domain);
+        Some(state.dns.txt(&name).await.map_err(|e| {
+            AppError::conflict("verification_failed", format!("cannot look up the TXT record at {name}: {e}"))
+        })?)
+    };
+    let env = state.env();
+    let view = state
+        .db
+        .write(move |c| accounts::verify_domain(c, &env, &ctx.actor, &ctx.account_id, &domain, proof.as_deref()))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Remove an associated domain.
