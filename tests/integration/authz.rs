@@ -456,3 +456,94 @@ fn tokens_expire_record_their_use_and_are_revoked_by_their_user_or_a_token_admin
     // A SCIM token names no user: no self routes.
     assert_eq!(app.get("/api/v1/me", &w.scim).0, 403);
 }
+
+/// Every account-scoped route, walked from the route table: a role holding only
+/// `area:view` reads that area's routes and is refused (403 `missing_permission`) on every
+/// write route of it and on every route of every other area.
+#[test]
+fn a_view_only_role_reads_its_area_and_writes_nothing() {
+    use provisor::http::routes::{Need, ACCOUNT_SCOPED};
+    let app = TestApp::spawn();
+    let a = app.account("Walk", "owner@walk.test", true);
+    let owner = app.admin_token(&a);
+    let areas: std::collections::BTreeSet<String> = ACCOUNT_SCOPED
+        .iter()
+        .flat_map(|t| t.iter())
+        .filter_map(|r| match r.need {
+            Need::Perm(p) => Some(p.area.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    let fill = |path: &str| {
+        path.replace("{user_id}", "u-none")
+            .replace("{sub_id}", "s-none")
+            .replace("{product}", "pro")
+            .replace("{token_id}", "t-none")
+            .replace("{role_id}", "r-none")
+            .replace("{domain}", "none.example")
+            .replace("{group_id}", "g-none")
+            .replace("{site_id}", "x-none")
+            .replace("{number}", "+15550000000")
+            .replace("{certificate_id}", "c-none")
+    };
+    for area in &areas {
+        let role = format!("{area} viewer");
+        let (s, v) =
+            app.post("/api/v1/roles", &owner, json!({ "name": role, "permissions": [format!("{area}:view")] }));
+        assert_eq!(s, 201, "{v}");
+        let email = format!("{}@walk.test", area.replace('_', "-"));
+        let (s, v) = app.post("/api/v1/users", &owner, json!({ "email": email, "custom_role": role }));
+        assert_eq!(s, 201, "{v}");
+        let token = app.token(&a, "admin", Some(&email));
+        for r in ACCOUNT_SCOPED.iter().flat_map(|t| t.iter()) {
+            let Need::Perm(p) = r.need else { continue };
+            let path = format!("/api/v1{}", fill(r.path));
+            let body = if r.method == "GET" || r.method == "DELETE" { None } else { Some(json!({})) };
+            let (s, v) = app.call(r.method, &path, Some(&token), body);
+            let holds = p.area.as_str() == area && p.level == provisor::domain::authz::Level::View;
+            if holds {
+                assert_ne!(s, 403, "{area} viewer refused {} {}: {v}", r.method, r.path);
+            } else {
+                assert_eq!(
+                    (s, v["error"]["code"].as_str()),
+                    (403, Some("missing_permission")),
+                    "{area} viewer on {} {} (needs {p})",
+                    r.method,
+                    r.path
+                );
+            }
+        }
+    }
+}
+
+/// Losing a right takes effect within 1 s in every process, not only the one that made the
+/// change: a second server on the same database serves Eve from its caches until they
+/// expire (TOKEN_CACHE_TTL / CONTEXT_CACHE_TTL, 1 s).
+#[test]
+fn a_lost_right_is_lost_everywhere_within_a_second() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let second = provisor::testing::RunningServer::start_replica(&app.database_url, 2, &app.base).expect("second");
+    let at_second = |path: &str, token: &str| {
+        let r = app.client.get(format!("{}{path}", second.base)).bearer_auth(token).send().unwrap();
+        r.status().as_u16()
+    };
+    // Warm the second process's caches, then take Eve's rights away through the first.
+    let (_, t) = app.post("/api/v1/tokens", &w.owner, json!({ "scope": "admin", "user_email": "eve@m.test" }));
+    let eve = t["token"].as_str().unwrap().to_owned();
+    assert_eq!(at_second("/api/v1/users", &eve), 200);
+    assert_eq!(app.patch(&format!("/api/v1/users/{}", w.eve_id), &w.owner, json!({ "status": "inactive" })).0, 200);
+    let deactivated = std::time::Instant::now();
+    let revoked = app.post("/api/v1/tokens", &w.owner, json!({ "scope": "admin", "user_email": "mel@m.test" }));
+    let mel = revoked.1["token"].as_str().unwrap().to_owned();
+    assert_eq!(at_second("/api/v1/users", &mel), 200);
+    assert_eq!(app.delete(&format!("/api/v1/tokens/{}", revoked.1["id"].as_str().unwrap()), &w.owner).0, 204);
+    loop {
+        let (e, m) = (at_second("/api/v1/users", &eve), at_second("/api/v1/users", &mel));
+        if e == 401 && m == 401 {
+            break;
+        }
+        assert!(deactivated.elapsed() < std::time::Duration::from_millis(1500), "still {e}/{m} after 1.5 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
