@@ -135,6 +135,8 @@ pub async fn update(
             applied_view(applied)
         })
         .await?;
+    // A role, custom role or status may have changed: this process forgets resolved rights.
+    state.authorization_changed();
     Ok(HttpResponse::Ok().insert_header(("ETag", format!("W/\"{}\"", view.version))).json(view))
 }
 

@@ -588,6 +588,8 @@ pub async fn replace_user(
         })
         .await?
         .into_resource(&ctx.base);
+    // The IdP may have deactivated an admin: this process forgets resolved rights.
+    svc.authorization_changed();
     Ok(Done::resource(Status::Ok, body, version).projected(&projection, &USER))
 }
 
@@ -620,6 +622,8 @@ pub async fn patch_user(
         })
         .await?
         .into_resource(&ctx.base);
+    // The IdP may have deactivated an admin: this process forgets resolved rights.
+    svc.authorization_changed();
     Ok(Done::resource(Status::Ok, body, version).projected(&projection, &USER))
 }
 
