@@ -793,3 +793,26 @@ fn the_product_extension_reports_what_it_could_not_apply() {
     assert_eq!(r.body["emails"][0]["value"], "invited@a.test");
     assert_eq!(r.body["name"]["givenName"], "In");
 }
+
+#[test]
+fn a_put_without_active_keeps_the_status_and_every_response_states_it() {
+    let app = TestApp::spawn();
+    let a = app.account("A", "owner@a.test", false);
+    let scim = Scim::new(&app, &a);
+    let id = scim.user(new_user("kim@a.test"));
+    let path = format!("/Users/{id}");
+    let r = scim.patch(&path, json!([{ "op": "replace", "path": "active", "value": false }]));
+    assert_eq!((r.status, &r.body["active"]), (200, &json!(false)), "{:?}", r.body);
+    // Entra ID and others PUT the whole user without `active`: it stays deactivated.
+    let r = scim.put(&path, json!({ "schemas": [USER], "userName": "kim@a.test", "displayName": "Kim",
+                                     "emails": [{ "value": "kim@a.test", "type": "work", "primary": true }] }));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["active"], false, "the PUT response states active: {:?}", r.body);
+    assert_eq!(scim.get(&path).body["active"], false);
+    // Saying it reactivates.
+    let r = scim.put(&path, json!({ "schemas": [USER], "userName": "kim@a.test", "active": true }));
+    assert_eq!((r.status, &r.body["active"]), (200, &json!(true)), "{:?}", r.body);
+    // A user created without `active` reads back active: true.
+    let r = scim.post("/Users", json!({ "schemas": [USER], "userName": "lee@a.test" }));
+    assert_eq!((r.status, &r.body["active"]), (201, &json!(true)), "{:?}", r.body);
+}

@@ -576,12 +576,19 @@ pub async fn replace_user(
     if_match: IfMatch,
     projection: Projection,
 ) -> Result<Done, ScimFailure> {
-    let doc = adapter::normalize(&resource_json(body)?, &USER)?;
+    let mut doc = adapter::normalize(&resource_json(body)?, &USER)?;
     let (env, ctx2) = (svc.env(), ctx.clone());
     let (body, version) = svc
         .db
         .write(move |c| {
             let row = user_for_write(c, &ctx2, &id, &if_match)?;
+            // A PUT that does not mention `active` leaves the status as it is: IdPs that
+            // omit it (RFC 7643 gives it no default) never mean to reactivate anyone.
+            if let Some(obj) = doc.as_object_mut() {
+                if !obj.contains_key("active") {
+                    obj.insert("active".into(), Value::Bool(row.status != crate::domain::users::UserStatus::Inactive));
+                }
+            }
             let op = Operation::Update { user_id: row.id.clone(), expected_version: Some(row.version) };
             let change = adapter::user_change(&ctx2.account, &ctx2.actor, op, &doc, Some(&stored_doc(&row)))?;
             run_user_change(c, &env, &ctx2, change, Some(&row.id))
