@@ -174,6 +174,7 @@ pub fn delete(conn: &mut DbConn, env: &Env, by: By<'_>, row: &GroupRow) -> AppRe
         provisioning::groups::remove_member(conn, env, &row.account_id, &row.id, uid, by.source)?;
     }
     store::groups::delete(conn, &row.id)?;
+    store::users::touch(conn, &members, env.now)?;
     record(conn, env, by, row, "group.deleted", serde_json::json!({ "name": row.display_name, "removed": members }))
 }
 
@@ -304,6 +305,13 @@ pub fn update(
         return Ok((next, changed));
     }
     let next = bump(conn, env, next, expected_version)?;
+    // A user's representation lists their groups (by name): a membership change, or a
+    // rename, is a new version of each user it touches (their ETag changes).
+    let mut touched: Vec<String> = changed.added.iter().chain(&changed.removed).cloned().collect();
+    if from != next.display_name {
+        touched.extend(store::groups::member_ids(conn, &next.id)?);
+    }
+    store::users::touch(conn, &touched, env.now)?;
     if fields_changed {
         let detail = if from == next.display_name {
             serde_json::json!({ "name": next.display_name })

@@ -313,3 +313,14 @@ pub fn find_for_idp(conn: &mut DbConn, account: &str, id: &str) -> QueryResult<O
         .first(conn)
         .optional()
 }
+
+/// New versions of these users (their representation changed without a write of their row,
+/// e.g. a group they belong to was renamed): bumps `version` and `updated_at`.
+pub fn touch(conn: &mut DbConn, ids: &[String], now: NaiveDateTime) -> QueryResult<()> {
+    for chunk in ids.chunks(500) {
+        diesel::update(users::table.filter(users::id.eq_any(chunk)))
+            .set((users::version.eq(users::version + 1), users::updated_at.eq(now)))
+            .execute(conn)?;
+    }
+    Ok(())
+}

@@ -804,8 +804,11 @@ fn a_put_without_active_keeps_the_status_and_every_response_states_it() {
     let r = scim.patch(&path, json!([{ "op": "replace", "path": "active", "value": false }]));
     assert_eq!((r.status, &r.body["active"]), (200, &json!(false)), "{:?}", r.body);
     // Entra ID and others PUT the whole user without `active`: it stays deactivated.
-    let r = scim.put(&path, json!({ "schemas": [USER], "userName": "kim@a.test", "displayName": "Kim",
-                                     "emails": [{ "value": "kim@a.test", "type": "work", "primary": true }] }));
+    let r = scim.put(
+        &path,
+        json!({ "schemas": [USER], "userName": "kim@a.test", "displayName": "Kim",
+                                     "emails": [{ "value": "kim@a.test", "type": "work", "primary": true }] }),
+    );
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["active"], false, "the PUT response states active: {:?}", r.body);
     assert_eq!(scim.get(&path).body["active"], false);
@@ -815,4 +818,44 @@ fn a_put_without_active_keeps_the_status_and_every_response_states_it() {
     // A user created without `active` reads back active: true.
     let r = scim.post("/Users", json!({ "schemas": [USER], "userName": "lee@a.test" }));
     assert_eq!((r.status, &r.body["active"]), (201, &json!(true)), "{:?}", r.body);
+}
+
+#[test]
+fn a_users_etag_changes_when_its_groups_do() {
+    let app = TestApp::spawn();
+    let a = app.account("A", "owner@a.test", false);
+    let scim = Scim::new(&app, &a);
+    let uid = scim.user(new_user("ned@a.test"));
+    let path = format!("/Users/{uid}");
+    let etag = |scim: &Scim| scim.get(&path).etag.expect("etag");
+    let e0 = etag(&scim);
+    let g = scim.post("/Groups", json!({ "schemas": [GROUP], "displayName": "Eng" }));
+    assert_eq!(g.status, 201, "{:?}", g.body);
+    let gid = g.body["id"].as_str().unwrap().to_owned();
+    let gpath = format!("/Groups/{gid}");
+    let mut seen = vec![e0.clone()];
+    let mut step = |what: &str, r: Resp| {
+        assert!(r.status < 300, "{what}: {:?}", r.body);
+        let e = etag(&scim);
+        assert!(!seen.contains(&e), "{what}: the ETag did not change ({e})");
+        seen.push(e.clone());
+        // A conditional GET with the old ETag is no longer 304.
+        let old = seen[seen.len() - 2].clone();
+        assert_eq!(scim.send("GET", &path, None, &[("If-None-Match", &old)]).status, 200, "{what}");
+        scim.get(&path).body
+    };
+    let u = step("added", scim.patch(&gpath, json!([{ "op": "add", "path": "members", "value": [{ "value": uid }] }])));
+    assert_eq!(u["groups"][0]["display"], "Eng", "{u}");
+    let u =
+        step("renamed", scim.patch(&gpath, json!([{ "op": "replace", "path": "displayName", "value": "Platform" }])));
+    assert_eq!(u["groups"][0]["display"], "Platform", "{u}");
+    let u = step(
+        "removed",
+        scim.patch(&gpath, json!([{ "op": "remove", "path": format!("members[value eq \"{uid}\"]") }])),
+    );
+    assert!(u["groups"].as_array().is_none_or(|g| g.is_empty()), "{u}");
+    let _ =
+        step("re-added", scim.patch(&gpath, json!([{ "op": "add", "path": "members", "value": [{ "value": uid }] }])));
+    let u = step("group deleted", scim.delete(&gpath));
+    assert!(u["groups"].as_array().is_none_or(|g| g.is_empty()), "{u}");
 }
