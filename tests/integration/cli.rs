@@ -91,3 +91,32 @@ fn cli_verbs_print_json_and_fail_clearly() {
     assert_eq!(code, 0);
     assert!(v["mails"][0]["body"].as_str().unwrap().contains("token=pvi_"));
 }
+
+/// The CLI leaves cleanly: 200 invocations (reads and writes, in parallel pairs), no crash
+/// at exit (a signal shows as no exit code), every one printing its JSON.
+#[test]
+fn two_hundred_cli_invocations_exit_cleanly() {
+    let app = TestApp::spawn();
+    let a = app.account("Exit", "owner@exit.test", false);
+    let app = std::sync::Arc::new(app);
+    let handles: Vec<_> = (0..2)
+        .map(|lane| {
+            let (app, a) = (app.clone(), a.clone());
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    let (code, json, err) = if i % 4 == 0 {
+                        let label = format!("exit-{lane}-{i}");
+                        cli(&app, &["token", "create", "--account", &a, "--scope", "scim", "--label", &label])
+                    } else {
+                        cli(&app, &["account", "show", "--id", &a])
+                    };
+                    assert_eq!(code, 0, "invocation {lane}/{i} exited {code}: {err}");
+                    assert!(!json.is_null(), "invocation {lane}/{i} printed no JSON: {err}");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
