@@ -44,16 +44,38 @@ impl Plan {
 
 /// Plans a list request on `table`. Errors: `invalidFilter` for filters that do not fit
 /// the schema.
+/// Deepest filter nesting translated to SQL (SQLite gives up somewhere above 40 levels).
+const MAX_SQL_NESTING: usize = 16;
+
+/// How deeply a filter nests (`not`, `and`/`or`, value paths).
+fn nesting(f: &Filter) -> usize {
+    match f {
+        Filter::Compare { .. } | Filter::Present(_) => 1,
+        Filter::Not(inner) => 1 + nesting(inner),
+        Filter::ValuePath { filter, .. } => 1 + nesting(filter),
+        Filter::And(fs) | Filter::Or(fs) => 1 + fs.iter().map(nesting).max().unwrap_or(0),
+    }
+}
+
 pub fn plan(params: &ListParams, schema: &ResourceSchema, table: Table, account: &str) -> Result<Plan, ScimError> {
     let mut sql = None;
     let mut residual = None;
     if let Some(f) = &params.filter {
         let compiled = CompiledFilter::compile(f, schema)?;
         let t = Translator { schema, table, account };
-        match t.translate(f) {
+        // Deeply nested filters become deeply nested SQL, which SQLite's parser refuses
+        // (its stack is shallow); past this depth only the top-level conjuncts that are
+        // shallow go to SQL and the rest is evaluated in memory.
+        let translated = if nesting(f) > MAX_SQL_NESTING { None } else { t.translate(f) };
+        match translated {
             Some(w) => sql = Some(w),
             None => {
-                let parts: Vec<Where> = f.conjuncts().iter().filter_map(|c| t.translate(c)).collect();
+                let parts: Vec<Where> = f
+                    .conjuncts()
+                    .iter()
+                    .filter(|c| nesting(c) <= MAX_SQL_NESTING)
+                    .filter_map(|c| t.translate(c))
+                    .collect();
                 sql = join(parts, " AND ");
                 residual = Some(compiled);
             }

@@ -859,3 +859,28 @@ fn a_users_etag_changes_when_its_groups_do() {
     let u = step("group deleted", scim.delete(&gpath));
     assert!(u["groups"].as_array().is_none_or(|g| g.is_empty()), "{u}");
 }
+
+#[test]
+fn deeply_nested_filters_are_answered_never_a_500() {
+    let app = TestApp::spawn();
+    let a = app.account("A", "owner@a.test", false);
+    let scim = Scim::new(&app, &a);
+    scim.user(new_user("deep@a.test"));
+    for depth in [44usize, 60] {
+        // An even number of `not`s: the filter means userName eq "deep@a.test".
+        let depth = depth - depth % 2;
+        let filter = format!("{}userName eq \"deep@a.test\"{}", "not (".repeat(depth), ")".repeat(depth));
+        let r = scim.get(&format!("/Users?filter={}", url_encode(&filter)));
+        assert_eq!(r.status, 200, "depth {depth}: {:?}", r.body);
+        assert_eq!(r.body["totalResults"], 1, "depth {depth}: {:?}", r.body);
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
