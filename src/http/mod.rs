@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod routes;
 pub mod scim;
 pub mod telemetry;
+pub mod text_guard;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub const JSON_LIMIT: usize = 1024 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     cfg.app_data(state)
         .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(error::json_error_handler))
+        // Raw bodies (the mapping document, SSO metadata) share the JSON limit.
+        .app_data(web::PayloadConfig::default().limit(JSON_LIMIT))
         .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
         .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
         .configure(routes::system::configure)
@@ -71,6 +74,7 @@ pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<ac
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(text_guard::refuse_nul))
             .wrap(tracing_actix_web::TracingLogger::<telemetry::ProvisorRootSpan>::new())
             .configure(|cfg| configure(cfg, data.clone()))
     })

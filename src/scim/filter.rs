@@ -585,6 +585,10 @@ impl<'a> Lexer<'a> {
                         }
                         _ => return Err(FilterError::new(at(j), FilterErrorKind::InvalidEscape)),
                     };
+                    if decoded == '\0' {
+                        // No stored text holds NUL (PostgreSQL cannot store it at all).
+                        return Err(FilterError::new(at(j), FilterErrorKind::ControlCharInString));
+                    }
                     out.push(decoded);
                 }
                 c if (c as u32) < 0x20 => return Err(FilterError::new(at(i), FilterErrorKind::ControlCharInString)),

@@ -311,3 +311,31 @@ fn users_of_an_associated_domain_belong_to_its_account() {
     let sub = sub["id"].as_str().unwrap();
     assert_eq!(app.post(&format!("/api/v1/accounts/{sub}/users"), &ta, json!({ "email": "carl@acme.example" })).0, 201);
 }
+
+/// One text rule on both backends: a NUL in a URL or a JSON body is a 400 naming it, never
+/// a 500 (PostgreSQL) nor a stored NUL (SQLite).
+#[test]
+fn nul_characters_are_refused_everywhere_with_a_clear_error() {
+    let app = TestApp::spawn();
+    let a = app.account("A", "owner@a.test", false);
+    let t = app.admin_token(&a);
+    let cases: Vec<(&str, String, Option<serde_json::Value>)> = vec![
+        ("GET", "/api/v1/users?email=%00".into(), None),
+        ("GET", "/api/v1/users/%00".into(), None),
+        ("POST", "/api/v1/users".into(), Some(json!({ "email": "n@a.test", "first_name": "a\u{0}b" }))),
+        ("POST", "/api/v1/groups".into(), Some(json!({ "name": "g\u{0}" }))),
+        ("POST", "/api/v1/roles".into(), Some(json!({ "name": "r\u{0}", "permissions": [] }))),
+        ("POST", "/api/v1/tokens".into(), Some(json!({ "scope": "scim", "label": "\u{0}" }))),
+    ];
+    for (m, p, body) in cases {
+        let (s, v) = app.call(m, &p, Some(&t), body);
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_text")), "{m} {p}: {v}");
+    }
+    // Nothing was stored.
+    let (_, users) = app.get("/api/v1/users", &t);
+    assert!(!users.to_string().contains("n@a.test"), "{users}");
+    // SCIM: a NUL in a filter string is a SCIM invalidFilter.
+    let scim = app.token(&a, "scim", None);
+    let (s, v) = app.call("GET", "/scim/v2/Users?filter=userName%20eq%20%22%5Cu0000%22", Some(&scim), None);
+    assert_eq!((s, v["scimType"].as_str()), (400, Some("invalidFilter")), "{v}");
+}
