@@ -590,6 +590,13 @@ impl<R: Read> Iterator for PhoneCsvReader<R> {
                     if self.record.iter().all(|cell| cell.trim().is_empty()) {
                         continue;
                     }
+                    if self.record.iter().any(|cell| cell.contains('\0')) {
+                        return Some(Err(vec![RowError::new(
+                            line,
+                            None,
+                            "the row contains a NUL character, which no field may hold",
+                        )]));
+                    }
                     if self.record.len() != self.headers.len() {
                         return Some(Err(vec![RowError::new(
                             line,

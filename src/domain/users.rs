@@ -196,6 +196,9 @@ pub fn read_user_csv<R: Read>(input: R) -> impl Iterator<Item = Result<UserCsvRo
         if rec.iter().all(str::is_empty) {
             continue;
         }
+        if rec.iter().any(|c| c.contains('\0')) {
+            return Some(Err(RowError::new(line, None, "the row contains a NUL character, which no field may hold")));
+        }
         if order.is_none() {
             let first = rec.get(0).unwrap_or("");
             if line <= 1 && !first.contains('@') {
@@ -343,6 +346,16 @@ mod tests {
         let errs: Vec<_> = rows.iter().filter_map(|r| r.as_ref().err()).collect();
         assert_eq!(errs[0].line, 3);
         assert_eq!(errs[1].line, 4);
+    }
+
+    #[test]
+    fn user_csv_refuses_nul_in_a_row() {
+        let csv = "email,first name\nann@example.com,A\u{0}nn\nbob@example.com,Bob\n";
+        let rows: Vec<_> = read_user_csv(csv.as_bytes()).collect();
+        assert_eq!(rows.len(), 2);
+        let e = rows[0].as_ref().unwrap_err();
+        assert!(e.message.contains("NUL") && e.line == 2, "{e:?}");
+        assert!(rows[1].is_ok());
     }
 
     #[test]
