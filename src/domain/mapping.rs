@@ -653,6 +653,9 @@ pub struct CompiledMapping {
     direct: Vec<CompiledDirect>,
     placement: Vec<CompiledPlacement>,
     fallback: [Fallback; Target::COUNT],
+    /// Multi-valued targets (groups, add-ons) that rules manage without an explicit
+    /// `when_no_match`: when no rule matches, the user leaves the managed values.
+    managed_multi: [bool; Target::COUNT],
 }
 
 impl CompiledMapping {
@@ -712,7 +715,15 @@ impl CompiledMapping {
 
         let fallback = compile_fallbacks(config)?;
 
-        Ok(CompiledMapping { config: config.clone(), rules, direct, placement, fallback })
+        let mut managed_multi = [false; Target::COUNT];
+        for target in [Target::Group, Target::Addon] {
+            let ruled =
+                config.rules.iter().any(|r| r.target == target) || config.direct.iter().any(|d| d.target == target);
+            if let Some(slot) = managed_multi.get_mut(target.index()) {
+                *slot = ruled && !config.when_no_match.contains_key(&target);
+            }
+        }
+        Ok(CompiledMapping { config: config.clone(), rules, direct, placement, fallback, managed_multi })
     }
 
     /// Parses and compiles the JSON file format.
@@ -807,13 +818,20 @@ impl CompiledMapping {
         }
 
         let mut resolved: [Resolution; Target::COUNT] = Default::default();
-        for ((hit, slot), fallback) in hits.iter_mut().zip(resolved.iter_mut()).zip(self.fallback.iter()) {
+        let managed_multi = self.managed_multi;
+        for (index, ((hit, slot), fallback)) in
+            hits.iter_mut().zip(resolved.iter_mut()).zip(self.fallback.iter()).enumerate()
+        {
             *slot = if hit.invalid {
                 Resolution::Keep
             } else if hit.matched {
                 Resolution::Set(hit.values.drain(..).map(HitValue::into_value).collect())
             } else {
                 match fallback {
+                    // Multi-valued targets the rules manage (groups, add-ons): no match means
+                    // none of the managed values; the pipeline leaves those and keeps what
+                    // was given by hand.
+                    Fallback::Keep if managed_multi.get(index).copied().unwrap_or(false) => Resolution::Set(Vec::new()),
                     Fallback::Keep => Resolution::Keep,
                     Fallback::Clear => Resolution::Clear,
                     Fallback::Values(values) => Resolution::Set(values.clone()),
@@ -1090,13 +1108,15 @@ mod tests {
     fn keep_versus_default_when_nothing_matches() {
         let mapping = compile(EXAMPLE);
         let state = mapping.evaluate(&attrs(&[("memberOf", &["contractors"])]));
-        // user_type: default "pro"; calling_plan: default null clears; addon: keep.
+        // user_type: default "pro"; calling_plan: default null clears.
         assert_eq!(state.user_type, Field::Set(UserTier::Pro));
         assert_eq!(state.calling_plan, Field::Clear);
+        // addon: an explicit keep. Groups (rule-managed, no when_no_match entry): none of the
+        // managed values (the user leaves them; what was given by hand stays).
         assert_eq!(state.addons, MultiDesired::Keep);
-        // No when_no_match entry: keep.
+        assert_eq!(state.groups, MultiDesired::Set(BTreeSet::new()));
+        // Single-valued, no when_no_match entry: keep.
         assert_eq!(state.phone_site, Field::Keep);
-        assert_eq!(state.groups, MultiDesired::Keep);
         assert_eq!(state.department, Field::Keep);
         assert!(state.issues.is_empty());
     }
@@ -1109,6 +1129,12 @@ mod tests {
         let nothing = mapping.evaluate(&Attributes::new());
         assert_eq!(nothing.groups, MultiDesired::Set(set(&["Employees".to_owned()])));
         let contractor = mapping.evaluate(&attrs(&[("memberOf", &["staff", "Contractors"])]));
+        assert_eq!(contractor.groups, MultiDesired::Set(BTreeSet::new()), "leaves the rule's group");
+        // An explicit `keep` keeps.
+        let mut config = MappingConfig::from_json(EXAMPLE).unwrap();
+        config.when_no_match.insert(Target::Group, NoMatch::Keep);
+        let keeping = CompiledMapping::compile(&config).unwrap();
+        let contractor = keeping.evaluate(&attrs(&[("memberOf", &["staff", "Contractors"])]));
         assert_eq!(contractor.groups, MultiDesired::Keep);
     }
 

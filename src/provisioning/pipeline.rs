@@ -14,7 +14,7 @@ use super::change::*;
 use super::entitlements;
 use crate::domain::accounts::normalize_email;
 use crate::domain::authz::{check_grant, stored_role_permissions, GrantError, Standing};
-use crate::domain::catalog::UserTier;
+use crate::domain::catalog::{AddOn, UserTier};
 use crate::domain::mapping::{DesiredState, MappingConfig, MultiDesired, Target};
 use crate::domain::phone::ExtensionRequest;
 use crate::domain::users::{check_role_change, BaseRole, UserStatus};
@@ -189,7 +189,8 @@ fn upsert_user(
                     )),
                 }
             }
-            mapped_groups = merge_desired(&mut ex, desired, placement.is_some(), rules.config());
+            let current_addons = existing.as_ref().map(|u| entitlements::parse_addons(&u.addons)).unwrap_or_default();
+            mapped_groups = merge_desired(&mut ex, &current_addons, desired, placement.is_some(), rules.config());
         }
         // Rules never move the owner or an Admin into a sub account, and never change the
         // owner's role: the account would lose its owner (or the sub gain a second).
@@ -588,6 +589,7 @@ fn resolve_placement(conn: &mut DbConn, master: &AccountRow, key: &str) -> AppRe
 /// groups the rules want and the groups they manage (named by any group rule), or None.
 fn merge_desired(
     ex: &mut ExplicitFields,
+    current_addons: &BTreeSet<AddOn>,
     desired: DesiredState,
     placed: bool,
     config: &MappingConfig,
@@ -601,7 +603,18 @@ fn merge_desired(
     }
     if ex.addons.is_none() {
         if let MultiDesired::Set(set) = desired.addons {
-            ex.addons = Some(if placed { set.into_iter().filter(|a| a.is_meeting_addon()).collect() } else { set });
+            // Rules manage the add-ons they name (all of them, with a direct mapping): the
+            // user keeps the others, given by hand.
+            let direct = config.direct.iter().any(|d| d.target == Target::Addon);
+            let managed: BTreeSet<AddOn> = config
+                .rules
+                .iter()
+                .filter(|r| r.target == Target::Addon)
+                .filter_map(|r| r.value.trim().parse::<AddOn>().ok())
+                .collect();
+            let kept = current_addons.iter().copied().filter(|a| !direct && !managed.contains(a));
+            let next: BTreeSet<AddOn> = kept.chain(set).collect();
+            ex.addons = Some(if placed { next.into_iter().filter(|a| a.is_meeting_addon()).collect() } else { next });
         }
     }
     if placed {

@@ -280,8 +280,8 @@ fn mapping_rules_placement_and_groups() {
         idp_change(&app, &m, "ann@uni.test", attrs(&[("department", &["research"]), ("memberOf", &["contractors"])]));
     let (_, ann) = app.get(&format!("/api/v1/users/{}", o2.user_id), &t);
     assert_eq!(ann["type"], "pro", "{ann}");
-    // No add-on rule matched: the current value is kept (the default when_no_match).
-    assert_eq!(ann["addons"], json!(["large_meetings"]));
+    // No add-on rule matched any more: the rule-managed add-on goes, and its seat with it.
+    assert_eq!(ann["addons"], json!([]), "{ann}");
     let (_, groups2) = app.get(&format!("/api/v1/groups/{gid}"), &t);
     assert_eq!(groups2["members"].as_array().unwrap().len(), 1, "the manual group stays");
     let events = app
@@ -445,4 +445,55 @@ fn a_phone_csv_dry_run_reports_exactly_what_the_import_does() {
     assert_eq!(real["failed"].as_array().unwrap().len(), 1, "cat's SMS cell: {real}");
     let (_, after) = app.get("/api/v1/users", &t);
     assert_eq!(after["total"], 3, "{after}");
+}
+
+/// Rule-managed groups and add-ons are left when no rule matches any more (department
+/// Sales → SalesG, Eng → EngG, then HR or nothing → neither), and their seats go back;
+/// what was given by hand stays.
+#[test]
+fn rule_managed_groups_and_addons_are_left_when_no_rule_matches() {
+    let app = TestApp::spawn();
+    let m = app.account("Rules", "owner@rules.test", false);
+    let t = app.admin_token(&m);
+    app.purchase(&m, "webinar", 5);
+    for g in ["SalesG", "EngG", "Hand"] {
+        assert_eq!(app.post("/api/v1/groups", &t, json!({ "name": g })).0, 201);
+    }
+    let rules = json!({ "rules": [
+        { "attribute": "department", "match": { "equals": "Sales" }, "target": "group", "value": "SalesG" },
+        { "attribute": "department", "match": { "equals": "Eng" }, "target": "group", "value": "EngG" },
+        { "attribute": "department", "match": { "equals": "Sales" }, "target": "addon", "value": "webinar" }
+    ] });
+    assert_eq!(app.put("/api/v1/mapping", &t, rules).0, 200);
+    let groups_of = |id: &str| -> Vec<String> {
+        let (_, gs) = app.get("/api/v1/groups", &t);
+        gs["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["members"].as_array().unwrap().iter().any(|m| m["user_id"] == id))
+            .map(|g| g["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let o = idp_change(&app, &m, "sam@rules.test", attrs(&[("department", &["Sales"])]));
+    assert_eq!(groups_of(&o.user_id), vec!["SalesG"]);
+    let (_, u) = app.get(&format!("/api/v1/users/{}", o.user_id), &t);
+    assert_eq!(u["addons"], json!(["webinar"]), "{u}");
+    let hand =
+        app.get("/api/v1/groups", &t).1["groups"].as_array().unwrap().iter().find(|g| g["name"] == "Hand").unwrap()
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert_eq!(app.post(&format!("/api/v1/groups/{hand}/members"), &t, json!({ "add": [o.user_id] })).0, 200);
+    idp_change(&app, &m, "sam@rules.test", attrs(&[("department", &["Eng"])]));
+    assert_eq!(groups_of(&o.user_id), vec!["EngG", "Hand"]);
+    for dept in [&["HR"][..], &[][..]] {
+        idp_change(&app, &m, "sam@rules.test", attrs(&[("department", dept)]));
+        assert_eq!(groups_of(&o.user_id), vec!["Hand"], "department {dept:?}");
+    }
+    let (_, u) = app.get(&format!("/api/v1/users/{}", o.user_id), &t);
+    assert_eq!(u["addons"], json!([]), "{u}");
+    let (_, summary) = app.get("/api/v1/licenses", &t);
+    assert_eq!(crate::harness::line(&summary, "webinar")["used"], 0, "the webinar seat went back: {summary}");
 }
