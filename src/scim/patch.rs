@@ -1191,7 +1191,11 @@ fn filtered(
                 }
             }
         },
-        PatchOpKind::Add if matched.is_empty() => {
+        // `replace` of `emails[type eq "work"].value` on a user without a work address is
+        // what Entra ID sends to set one: like `add`, it creates the value the filter
+        // describes (RFC 7644 §3.5.2.3 would answer noTarget; we follow the IdPs, and only
+        // for filters that describe a value — equality on sub-attributes).
+        PatchOpKind::Add | PatchOpKind::Replace if matched.is_empty() && sel.template.is_some() => {
             let mut elem = Value::Object(sel.template.clone().ok_or_else(no_match)?);
             match sub {
                 Some(sub) => {
@@ -1211,7 +1215,7 @@ fn filtered(
             let last = items.len() - 1;
             fix_primary(attr, items, &[last])?;
         }
-        PatchOpKind::Replace if matched.is_empty() => return Err(no_match()),
+        PatchOpKind::Add | PatchOpKind::Replace if matched.is_empty() => return Err(no_match()),
         PatchOpKind::Add | PatchOpKind::Replace => {
             let mut touched = Vec::new();
             match sub {

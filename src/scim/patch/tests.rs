@@ -197,8 +197,15 @@ fn value_filter_paths() {
     let Some(Change { kind: ChangeKind::Elements { added, removed }, .. }) = out.change("emails") else { panic!() };
     assert_eq!((added.len(), removed.len()), (1, 1));
 
-    // replace with no match → noTarget
-    let e = err_user(json!([{"op": "replace", "path": "emails[type eq \"other\"].value", "value": "x@y.z"}]));
+    // replace with no match builds the value the filter describes, as Entra ID expects when
+    // it sets a work address on a user without one
+    let out = ok_user(json!([{"op": "replace", "path": "emails[type eq \"other\"].value", "value": "x@y.z"}]));
+    let emails = out.resource["emails"].as_array().unwrap();
+    assert!(emails.iter().any(|e| *e == json!({"type": "other", "value": "x@y.z"})), "{emails:?}");
+    // …but a filter that describes no single value is still noTarget
+    let e = err_user(
+        json!([{"op": "replace", "path": "emails[type ne \"work\" and type ne \"home\"].value", "value": "x@y.z"}]),
+    );
     assert_eq!(e.scim_type(), "noTarget");
 
     // add with no match builds the element from the filter (Entra ID)
