@@ -95,6 +95,27 @@ impl UserStatus {
 
 pub use super::authz::{Permission, PermissionSet, Standing};
 
+/// The form userNames are unique in: NFKC (fullwidth `ＡＮＮ` is `ANN`, a decomposed `é` is
+/// `é`) then lowercase. Lookups fold the same way.
+pub fn fold_user_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfkc().collect::<String>().to_lowercase()
+}
+
+/// Characters no userName may hold: control characters (tabs, NUL, …), zero-width and
+/// bidirectional formatting characters (they make two names look alike, or one read
+/// backwards).
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+    };
+    match name.chars().find(|c| bad(*c)) {
+        Some(c) => Err(format!("userName holds the invisible or control character U+{:04X}", c as u32)),
+        None => Ok(()),
+    }
+}
+
 /// Effective permissions of a user: owner → all; admin → the admin set; member → none;
 /// plus a custom role's set.
 pub fn effective_permissions(role: BaseRole, custom: Option<PermissionSet>) -> PermissionSet {
@@ -195,6 +216,15 @@ pub fn read_user_csv<R: Read>(input: R) -> impl Iterator<Item = Result<UserCsvRo
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         if rec.iter().all(str::is_empty) {
             continue;
+        }
+        if rec.iter().any(|c| c.contains('\n') || c.contains('\r')) {
+            // No user field holds a line break: this is an unterminated quote swallowing
+            // the rows after it.
+            return Some(Err(RowError::new(
+                line,
+                None,
+                "a quoted cell runs across lines; check this row for an unterminated quote",
+            )));
         }
         if rec.iter().any(|c| c.contains('\0')) {
             return Some(Err(RowError::new(line, None, "the row contains a NUL character, which no field may hold")));
@@ -346,6 +376,14 @@ mod tests {
         let errs: Vec<_> = rows.iter().filter_map(|r| r.as_ref().err()).collect();
         assert_eq!(errs[0].line, 3);
         assert_eq!(errs[1].line, 4);
+    }
+
+    #[test]
+    fn user_csv_unterminated_quote_is_an_error_not_a_first_name() {
+        let csv = "email,first name\nann@example.com,\"Ann\nbob@example.com,Bob\n";
+        let rows: Vec<_> = read_user_csv(csv.as_bytes()).collect();
+        assert!(rows.iter().all(|r| r.is_err()), "{rows:?}");
+        assert!(rows[0].as_ref().unwrap_err().message.contains("unterminated quote"), "{rows:?}");
     }
 
     #[test]

@@ -493,7 +493,8 @@ fn apply_identity(
         if n.is_empty() || n.chars().count() > 256 {
             return Err(AppError::bad_request("invalid_user_name", "userName must be 1 to 256 characters"));
         }
-        let lower = n.to_lowercase();
+        crate::domain::users::check_user_name(&n).map_err(|m| AppError::bad_request("invalid_user_name", m))?;
+        let lower = crate::domain::users::fold_user_name(&n);
         if !created
             && lower != user.user_name_lower
             && store::users::find_by_user_name(conn, &home.id, &lower)?.is_some_and(|o| o.id != user.id)

@@ -111,7 +111,8 @@ pub fn key_lookup(params: &ListParams, schema: &ResourceSchema, table: Table) ->
     match (table, r.canonical().as_str()) {
         (_, "id") => Some((Key::Id, v.clone())),
         (_, "externalid") => Some((Key::ExternalId, v.clone())),
-        (Table::Users, "username") | (Table::Groups, "displayname") => Some((Key::Name, v.to_lowercase())),
+        (Table::Users, "username") => Some((Key::Name, crate::domain::users::fold_user_name(v))),
+        (Table::Groups, "displayname") => Some((Key::Name, v.to_lowercase())),
         _ => None,
     }
 }
@@ -293,6 +294,9 @@ impl Translator<'_> {
                             CompareOp::Ne => Some(Where::new(format!("{sql} IS NOT NULL"), vec![])),
                             _ => None,
                         }
+                    }
+                    CompValue::Str(s) if fold && sql == "users.user_name_lower" => {
+                        crate::domain::users::fold_user_name(s)
                     }
                     CompValue::Str(s) if fold => s.to_lowercase(),
                     CompValue::Str(s) => s.clone(),

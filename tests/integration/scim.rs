@@ -893,3 +893,27 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn user_names_are_unique_in_their_normalized_form_and_invisible_characters_are_refused() {
+    let app = TestApp::spawn();
+    let a = app.account("A", "owner@a.test", false);
+    let scim = Scim::new(&app, &a);
+    let nfc = "Jos\u{e9}@a.test";
+    let nfd = "Jose\u{301}@a.test";
+    assert_eq!(scim.post("/Users", json!({ "schemas": [USER], "userName": nfc })).status, 201);
+    assert_scim_error(&scim.post("/Users", json!({ "schemas": [USER], "userName": nfd })), 409, Some("uniqueness"));
+    assert_eq!(scim.post("/Users", json!({ "schemas": [USER], "userName": "ANN" })).status, 201);
+    assert_scim_error(
+        &scim.post("/Users", json!({ "schemas": [USER], "userName": "\u{ff21}\u{ff2e}\u{ff2e}" })),
+        409,
+        Some("uniqueness"),
+    );
+    // A lookup in any of the forms finds the one user.
+    let found = scim.names(&format!("userName eq \"{nfd}\""), "");
+    assert_eq!(found.len(), 1, "{found:?}");
+    for bad in ["a\u{200b}b@a.test", "\u{202e}moc.a@b", "tab\tname"] {
+        let r = scim.post("/Users", json!({ "schemas": [USER], "userName": bad }));
+        assert_eq!(r.status, 400, "{bad:?}: {:?}", r.body);
+    }
+}
