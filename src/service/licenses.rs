@@ -20,6 +20,12 @@ pub fn purchase(
     product: Product,
     quantity: i64,
 ) -> AppResult<()> {
+    if !product.is_counted() {
+        return Err(AppError::bad_request(
+            "not_purchasable",
+            format!("{} is free and unlimited: there is nothing to buy", product.as_str()),
+        ));
+    }
     let row = store::accounts::find(conn, account)?.ok_or(AppError::not_found("account"))?;
     if let Some(parent) = &row.parent_id {
         let parent = store::accounts::find(conn, parent)?.ok_or(AppError::not_found("account"))?;
@@ -57,6 +63,12 @@ pub fn delegate(
     product: Product,
     quantity: i64,
 ) -> AppResult<i64> {
+    if !product.is_counted() {
+        return Err(AppError::bad_request(
+            "not_purchasable",
+            format!("{} is free and unlimited: there is nothing to delegate", product.as_str()),
+        ));
+    }
     let master_row = store::accounts::find(conn, master)?.ok_or(AppError::not_found("account"))?;
     if !master_row.bulk_licensing {
         return Err(LicenseError::NoBulkLicensing(master.to_owned()).into());

@@ -120,3 +120,15 @@ fn two_hundred_cli_invocations_exit_cleanly() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn basic_is_not_for_sale() {
+    let app = TestApp::spawn();
+    let a = app.account("Free", "owner@free.test", false);
+    let (code, _, err) = cli(&app, &["licenses", "set", "--account", &a, "--product", "basic", "--quantity", "5"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not_purchasable") || err.contains("free and unlimited"), "{err}");
+    let (s, e) =
+        app.put(&format!("/api/v1/accounts/{a}/licenses/basic"), &app.operator.clone(), json!({ "quantity": 5 }));
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("not_purchasable")), "{e}");
+}
