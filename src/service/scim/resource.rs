@@ -83,10 +83,14 @@ pub fn user(row: &UserRow, extras: &UserExtras<'_>, base: &str) -> Value {
         doc.insert("name".into(), Value::Object(name));
     }
 
-    // `active` is always stated, so an IdP reading a user back sees its real status.
+    // `active` is stated whenever it was sent or the user is deactivated (an IdP reading a
+    // deactivated user back always sees it); an IdP that removed it reads it absent.
     let inactive = row.status == crate::domain::users::UserStatus::Inactive;
+    let has_active = doc.keys().any(|k| k.eq_ignore_ascii_case("active"));
     doc.retain(|k, _| !k.eq_ignore_ascii_case("active"));
-    doc.insert("active".into(), Value::Bool(!inactive));
+    if inactive || has_active || !managed {
+        doc.insert("active".into(), Value::Bool(!inactive));
+    }
 
     render_emails(&mut doc, row.email.as_deref());
 
