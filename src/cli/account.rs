@@ -46,7 +46,7 @@ pub enum AccountCmd {
 /// Runs one `provisor account` verb.
 pub(super) fn run(database_url: &str, cmd: AccountCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
-    let actor = Actor::system("cli");
+    let actor = Actor::cli();
     let db = open(database_url, true)?;
     let env = cli_env(&clock);
     match cmd {
@@ -107,7 +107,7 @@ pub enum SettingsCmd {
 /// Runs `provisor settings set`.
 pub(super) fn run_settings(database_url: &str, cmd: SettingsCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
-    let actor = Actor::system("cli");
+    let actor = Actor::cli();
     let SettingsCmd::Set { account, phone_enabled, bundled_licensing, auto_phone_provisioning } = cmd;
     let db = open(database_url, true)?;
     let env = cli_env(&clock);

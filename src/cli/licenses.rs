@@ -41,7 +41,7 @@ pub enum LicensesCmd {
 /// Runs one `provisor licenses` verb.
 pub(super) fn run(database_url: &str, cmd: LicensesCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
-    let actor = Actor::system("cli");
+    let actor = Actor::cli();
     let db = open(database_url, true)?;
     let env = cli_env(&clock);
     let (account, summary) = match cmd {

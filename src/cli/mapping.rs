@@ -27,7 +27,7 @@ pub enum MappingCmd {
 /// Runs one `provisor mapping` verb.
 pub(super) fn run(database_url: &str, cmd: MappingCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
-    let actor = Actor::system("cli");
+    let actor = Actor::cli();
     let db = open(database_url, true)?;
     let env = cli_env(&clock);
     match cmd {

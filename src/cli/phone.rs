@@ -66,7 +66,7 @@ pub enum NumbersCmd {
 /// Runs one `provisor phone` verb.
 pub(super) fn run(database_url: &str, cmd: PhoneCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
-    let actor = Actor::system("cli");
+    let actor = Actor::cli();
     let db = open(database_url, true)?;
     let env = cli_env(&clock);
     match cmd {

@@ -80,7 +80,7 @@ pub enum SsoCmd {
 /// Runs one `provisor sso` verb.
 pub(super) fn run(database_url: &str, cmd: SsoCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
-    let actor = Actor::system("cli");
+    let actor = Actor::cli();
     let db = open(database_url, true)?;
     let env = cli_env(&clock);
     let read = |path: &std::path::Path| {

@@ -31,7 +31,7 @@ pub enum TokenCmd {
 /// Runs one `provisor token` verb.
 pub(super) fn run(database_url: &str, cmd: TokenCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
-    let actor = Actor::system("cli");
+    let actor = Actor::cli();
     let TokenCmd::Create { account, scope, user, label, expires_in_days } = cmd;
     let db = open(database_url, true)?;
     let env = cli_env(&clock);

@@ -56,7 +56,7 @@ pub enum MailCmd {
 /// Runs one `provisor users` verb.
 pub(super) fn run(database_url: &str, cmd: UsersCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
-    let actor = Actor::system("cli");
+    let actor = Actor::cli();
     let db = open(database_url, true)?;
     match cmd {
         UsersCmd::List { account, limit, offset } => {

@@ -48,6 +48,8 @@ pub struct Actor {
     /// grant here (tokens, SSO trust, mapping rules) is marked with it, so disassociation
     /// revokes exactly that.
     pub from_account: Option<String>,
+    /// The channel the actor came through, for the audit log (`api`, `cli`, `scim`, `saml`).
+    pub via: Source,
 }
 
 impl Actor {
@@ -59,6 +61,7 @@ impl Actor {
             holds: PermissionSet::all(),
             user_id: None,
             from_account: None,
+            via: Source::Api,
         }
     }
 
@@ -70,13 +73,21 @@ impl Actor {
             holds: PermissionSet::all(),
             user_id: None,
             from_account: None,
+            via: Source::Api,
         }
+    }
+
+    /// A local operator at the CLI (database access is all access).
+    pub fn cli() -> Actor {
+        Actor { via: Source::Cli, ..Actor::system("cli") }
     }
 
     /// An identity provider (a SCIM token, a SAML login): users and groups only.
     pub fn identity_provider(label: impl Into<String>) -> Actor {
         let holds = [Permission::edit(Area::Users), Permission::edit(Area::Groups)].into_iter().collect();
-        Actor { label: label.into(), standing: Standing::IdentityProvider, holds, user_id: None, from_account: None }
+        let label = label.into();
+        let via = if label.starts_with("saml:") { Source::Saml } else { Source::Scim };
+        Actor { label, standing: Standing::IdentityProvider, holds, user_id: None, from_account: None, via }
     }
 
     /// A person of the account (or an ancestor's admin on the mirror).
@@ -86,7 +97,7 @@ impl Actor {
         standing: Standing,
         holds: PermissionSet,
     ) -> Actor {
-        Actor { label: label.into(), standing, holds, user_id, from_account: None }
+        Actor { label: label.into(), standing, holds, user_id, from_account: None, via: Source::Api }
     }
 
     /// An admin of the ancestor master `from` acting in a sub account through the mirror.
@@ -97,6 +108,7 @@ impl Actor {
             holds: PermissionSet::all(),
             user_id: None,
             from_account: Some(from.to_owned()),
+            via: Source::Api,
         }
     }
 }

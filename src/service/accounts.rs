@@ -217,7 +217,7 @@ pub fn update(
         "auto_phone_provisioning": upd.auto_phone_provisioning, "phone_enabled": upd.phone_enabled,
         "bundled_licensing": upd.bundled_licensing,
     });
-    audit::record(conn, env, &row.id, actor, Source::Api, "account.updated", Some(&row.id), detail)?;
+    audit::record(conn, env, &row.id, actor, actor.via, "account.updated", Some(&row.id), detail)?;
     Ok(row)
 }
 
@@ -271,7 +271,7 @@ pub fn add_domain(
     let challenge = crate::secrets::new_secret("");
     store::accounts::add_domain_claim(conn, account, &d, &challenge, env.now)
         .map_err(AppError::on_unique("domain_claimed", format!("{d} is already claimed by this account")))?;
-    audit::record(conn, env, account, actor, Source::Api, "domain.claimed", Some(&d), serde_json::json!({}))?;
+    audit::record(conn, env, account, actor, actor.via, "domain.claimed", Some(&d), serde_json::json!({}))?;
     let row = store::accounts::domain_claim(conn, account, &d)?.ok_or(AppError::not_found("domain"))?;
     Ok(row.into())
 }
@@ -311,16 +311,7 @@ pub fn verify_domain(
     store::accounts::verify_domain_claim(conn, account, &d, env.now)
         .map_err(AppError::on_unique("domain_taken", format!("{d} was verified by another account first")))?;
     let how = if proof.is_some() { "dns_txt" } else { "operator" };
-    audit::record(
-        conn,
-        env,
-        account,
-        actor,
-        Source::Api,
-        "domain.verified",
-        Some(&d),
-        serde_json::json!({ "by": how }),
-    )?;
+    audit::record(conn, env, account, actor, actor.via, "domain.verified", Some(&d), serde_json::json!({ "by": how }))?;
     let row = store::accounts::domain_claim(conn, account, &d)?.ok_or(AppError::not_found("domain"))?;
     Ok(row.into())
 }
@@ -330,7 +321,7 @@ pub fn remove_domain(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str,
     if !store::accounts::remove_domain(conn, account, &d)? {
         return Err(AppError::not_found("domain"));
     }
-    audit::record(conn, env, account, actor, Source::Api, "domain.removed", Some(&d), serde_json::json!({}))
+    audit::record(conn, env, account, actor, actor.via, "domain.removed", Some(&d), serde_json::json!({}))
 }
 
 /// A direct sub account of `master`, or 404 (also for other tenants' accounts).
@@ -421,8 +412,8 @@ pub fn disassociate(
         "removed_sso": removed_sso,
         "removed_mapping": removed_mapping,
     });
-    audit::record(conn, env, master, actor, Source::Api, "sub_account.disassociated", Some(&sub.id), detail.clone())?;
-    audit::record(conn, env, &sub.id, actor, Source::Api, "account.disassociated", Some(&sub.id), detail)?;
+    audit::record(conn, env, master, actor, actor.via, "sub_account.disassociated", Some(&sub.id), detail.clone())?;
+    audit::record(conn, env, &sub.id, actor, actor.via, "account.disassociated", Some(&sub.id), detail)?;
     Ok(DisassociationReport {
         account_id: sub.id,
         revoked_tokens: revoked_hashes.len(),
@@ -437,7 +428,7 @@ pub fn disassociate(
 fn downgrade_to_basic(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, user_id: &str) -> AppResult<()> {
     let mut change = IdentityChange::new(
         account,
-        Source::Api,
+        actor.via,
         actor.clone(),
         Operation::Update { user_id: user_id.to_owned(), expected_version: None },
     );

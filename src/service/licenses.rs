@@ -86,8 +86,8 @@ pub fn delegate(
         return Err(AppError::conflict("concurrent_update", "licenses changed meanwhile; retry"));
     }
     let detail = serde_json::json!({ "sub_account": sub, "quantity": quantity, "change": delta });
-    audit::record(conn, env, master, actor, Source::Api, "licenses.delegated", Some(product.as_str()), detail.clone())?;
-    audit::record(conn, env, sub, actor, Source::Api, "licenses.received", Some(product.as_str()), detail)?;
+    audit::record(conn, env, master, actor, actor.via, "licenses.delegated", Some(product.as_str()), detail.clone())?;
+    audit::record(conn, env, sub, actor, actor.via, "licenses.received", Some(product.as_str()), detail)?;
     Ok(delta)
 }
 

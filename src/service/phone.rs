@@ -94,7 +94,7 @@ pub fn create_site(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, n
         env,
         account,
         actor,
-        Source::Api,
+        actor.via,
         "phone.site_created",
         Some(&row.id),
         serde_json::json!({ "name": row.name, "code": row.site_code }),
@@ -214,7 +214,7 @@ pub fn remove_number(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str,
     if !store::phone::remove_number(conn, account, &number)? {
         return Err(AppError::not_found("number"));
     }
-    audit::record(conn, env, account, actor, Source::Api, "phone.number_removed", Some(&number), serde_json::json!({}))
+    audit::record(conn, env, account, actor, actor.via, "phone.number_removed", Some(&number), serde_json::json!({}))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::authz::{check_grant, Permission, PermissionSet};
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
-use crate::provisioning::{Actor, Env, Source};
+use crate::provisioning::{Actor, Env};
 use crate::store::models::RoleRow;
 use crate::store::{self, DbConn};
 
@@ -79,7 +79,7 @@ pub fn create(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, input:
         env,
         account,
         actor,
-        Source::Api,
+        actor.via,
         "role.created",
         Some(&row.id),
         serde_json::json!({ "name": row.name, "permissions": input.permissions }),
@@ -107,7 +107,7 @@ pub fn update(
         env,
         account,
         actor,
-        Source::Api,
+        actor.via,
         "role.updated",
         Some(&row.id),
         serde_json::json!({ "name": row.name, "permissions": input.permissions }),
@@ -122,5 +122,5 @@ pub fn delete(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, id: &s
     if !store::roles::delete(conn, account, id)? {
         return Err(AppError::not_found("role"));
     }
-    audit::record(conn, env, account, actor, Source::Api, "role.deleted", Some(id), serde_json::json!({}))
+    audit::record(conn, env, account, actor, actor.via, "role.deleted", Some(id), serde_json::json!({}))
 }

@@ -189,6 +189,6 @@ pub fn ensure_operator(conn: &mut DbConn, env: &Env, given: Option<&str>) -> App
 /// Revokes a token of the account; returns its hash (to clear caches).
 pub fn revoke(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, id: &str) -> AppResult<String> {
     let hash = store::tokens::revoke(conn, account, id, env.now)?.ok_or(AppError::not_found("token"))?;
-    audit::record(conn, env, account, actor, Source::Api, "token.revoked", Some(id), serde_json::json!({}))?;
+    audit::record(conn, env, account, actor, actor.via, "token.revoked", Some(id), serde_json::json!({}))?;
     Ok(hash)
 }

@@ -308,7 +308,7 @@ pub fn update_change(
 ) -> AppResult<IdentityChange> {
     let mut change = IdentityChange::new(
         account,
-        Source::Api,
+        actor.via,
         actor.clone(),
         Operation::Update { user_id: user_id.to_owned(), expected_version },
     );
@@ -348,7 +348,7 @@ pub fn bulk_change_type(
     for uid in store::users::ids_of_type(conn, account, from.as_str())? {
         let mut change = IdentityChange::new(
             account,
-            Source::Api,
+            actor.via,
             actor.clone(),
             Operation::Update { user_id: uid.clone(), expected_version: None },
         );
@@ -373,7 +373,7 @@ pub fn bulk_remove_type(
 ) -> AppResult<BulkReport> {
     let mut report = BulkReport::default();
     for uid in store::users::ids_of_type(conn, account, tier.as_str())? {
-        let change = delete_change(account, actor, Source::Api, &uid);
+        let change = delete_change(account, actor, actor.via, &uid);
         match diesel::Connection::transaction(conn, |c| provisioning::run(c, env, change)) {
             Ok(_) => report.changed.push(uid),
             Err(e) => report.skipped.push(BulkSkip { user_id: uid, reason: e.public_message() }),
@@ -587,7 +587,7 @@ pub fn accept_invitation(conn: &mut DbConn, env: &Env, token: &str) -> AppResult
         env,
         &inv.account_id,
         &actor,
-        Source::Api,
+        actor.via,
         "invitation.accepted",
         Some(&user.id),
         serde_json::json!({}),

@@ -132,3 +132,22 @@ fn basic_is_not_for_sale() {
         app.put(&format!("/api/v1/accounts/{a}/licenses/basic"), &app.operator.clone(), json!({ "quantity": 5 }));
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("not_purchasable")), "{e}");
 }
+
+#[test]
+fn audit_entries_say_which_channel_made_them() {
+    let app = TestApp::spawn();
+    let a = app.account("Chan", "owner@chan.test", false);
+    let (code, _, err) = cli(&app, &["licenses", "set", "--account", &a, "--product", "pro", "--quantity", "3"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&app, &["settings", "set", "--account", &a, "--phone-enabled", "true"]);
+    assert_eq!(code, 0, "{err}");
+    let t = app.admin_token(&a);
+    assert_eq!(app.post("/api/v1/roles", &t, json!({ "name": "R", "permissions": [] })).0, 201);
+    let (_, audit) = app.get("/api/v1/audit", &t);
+    let source_of = |action: &str| {
+        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == action).map(|e| e["source"].clone())
+    };
+    assert_eq!(source_of("licenses.purchased"), Some(json!("cli")), "{audit}");
+    assert_eq!(source_of("account.updated"), Some(json!("cli")), "{audit}");
+    assert_eq!(source_of("role.created"), Some(json!("api")), "{audit}");
+}
