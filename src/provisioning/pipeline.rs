@@ -695,10 +695,23 @@ fn delete_user(
         return Err(AppError::conflict("owner_role", "the account owner cannot be removed"));
     }
     protect_privileged(&change.actor, user.role, "removal")?;
+    // What the removal gives back goes into the audit entry: seats, extension, number.
+    let phone = store::users::phone(conn, &user.id)?;
     entitlements::release_all(conn, &user)?;
     super::groups::remove_from_all(conn, env, &user.account_id, &user.id, change.source)?;
     store::users::delete(conn, &user.id)?;
-    let changes = vec![FieldChange::new("user", user.email.clone().or(Some(user.user_name.clone())), None)];
+    let mut changes = vec![FieldChange::new("user", user.email.clone().or(Some(user.user_name.clone())), None)];
+    if !user.seats.is_empty() {
+        changes.push(FieldChange::new("seats", Some(user.seats.clone()), None));
+    }
+    if let Some(p) = &phone {
+        if let Some(ext) = p.long_extension.clone().or(p.extension.map(|e| e.to_string())) {
+            changes.push(FieldChange::new("extension", Some(ext), None));
+        }
+        if let Some(n) = &p.phone_number {
+            changes.push(FieldChange::new("phone_number", Some(n.clone()), None));
+        }
+    }
     audit(conn, env, &user.account_id, change, "user.deleted", &user.id, &changes, &[])?;
     let outcome = Outcome {
         user_id: user.id.clone(),

@@ -497,3 +497,25 @@ fn rule_managed_groups_and_addons_are_left_when_no_rule_matches() {
     let (_, summary) = app.get("/api/v1/licenses", &t);
     assert_eq!(crate::harness::line(&summary, "webinar")["used"], 0, "the webinar seat went back: {summary}");
 }
+
+#[test]
+fn a_removal_records_what_it_released() {
+    let app = TestApp::spawn();
+    let (a, t) = phone_account(&app, "Gone");
+    app.purchase(&a, "regional_metered", 5);
+    app.purchase(&a, "pro", 5);
+    assert_eq!(app.post("/api/v1/phone/numbers", &t, json!({ "numbers": ["+1 415 555 0142"] })).0, 200);
+    let (s, u) = app.post(
+        "/api/v1/users",
+        &t,
+        json!({ "email": "gone@gone.test", "type": "pro", "phone": { "extension": 0, "number": "+1 415 555 0142" } }),
+    );
+    assert_eq!(s, 201, "{u}");
+    let id = u["id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/api/v1/users/{id}"), &t).0, 204);
+    let (_, audit) = app.get(&format!("/api/v1/audit?target={id}"), &t);
+    let entry =
+        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "user.deleted").expect("entry").clone();
+    let text = entry.to_string();
+    assert!(text.contains("pro") && text.contains("+14155550142") && text.contains("extension"), "{entry}");
+}
