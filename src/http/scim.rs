@@ -177,9 +177,21 @@ async fn body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Sc
     if declared.is_some_and(|n| n > MAX_PAYLOAD) {
         return Err(too_large());
     }
-    payload.to_bytes_limited(MAX_PAYLOAD).await.map_err(|_| too_large())?.map_err(|e| {
-        ScimFailure::from(crate::scim::ScimError::InvalidSyntax(format!("cannot read the request body: {e}"))).into()
-    })
+    // Read through actix's body reader, which undoes `Content-Encoding: gzip` (some IdP
+    // gateways compress) and counts the limit on the decoded bytes.
+    let mut inner = payload.into_inner();
+    let bytes = <web::Bytes as actix_web::FromRequest>::from_request(req, &mut inner).await.map_err(|e| {
+        if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ScimFailure::from(crate::scim::ScimError::InvalidSyntax(format!("cannot read the request body: {e}")))
+                .into()
+        }
+    })?;
+    if bytes.len() > MAX_PAYLOAD {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 async fn not_found(req: HttpRequest) -> Reply {

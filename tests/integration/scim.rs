@@ -914,3 +914,41 @@ fn user_names_are_unique_in_their_normalized_form_and_invisible_characters_are_r
         assert_eq!(r.status, 400, "{bad:?}: {:?}", r.body);
     }
 }
+
+#[test]
+fn gzip_encoded_bodies_are_read() {
+    use std::io::Write;
+    let app = TestApp::spawn();
+    let a = app.account("A", "owner@a.test", false);
+    let token = app.token(&a, "scim", None);
+    let body = serde_json::to_vec(&new_user("zip@a.test")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&body).unwrap();
+    let r = app
+        .client
+        .post(app.url("/scim/v2/Users"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/scim+json")
+        .header("Content-Encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["userName"], "zip@a.test", "{v}");
+    // A bomb is cut at the decoded limit: 4 MiB of zeros compress to a few KiB.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(b"{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"").unwrap();
+    gz.write_all(&vec![b'a'; 4 * 1024 * 1024]).unwrap();
+    gz.write_all(b"\"}").unwrap();
+    let r = app
+        .client
+        .post(app.url("/scim/v2/Users"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/scim+json")
+        .header("Content-Encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+}
