@@ -13,4 +13,5 @@ mod races;
 mod saml;
 mod scim;
 mod scim_fixtures;
+mod scim_model;
 mod users;
