@@ -53,10 +53,10 @@ fn representation(body: &Value) -> Value {
     b
 }
 
-fn run(ops: &[Op]) -> Result<(), TestCaseError> {
-    let app = TestApp::spawn();
-    let a = app.account("Model", "owner@model.test", false);
-    let scim = Scim::new(&app, &a);
+fn run(app: &TestApp, case: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    // A fresh account per case on one server: cases cost requests, not databases.
+    let a = app.account(&format!("Model {case}"), &format!("owner@model{case}.test"), false);
+    let scim = Scim::new(app, &a);
     let mut group_ids = Vec::new();
     for g in GROUPS {
         let r = scim.post("/Groups", json!({ "schemas": [GROUP], "displayName": g }));
@@ -65,7 +65,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     }
     let mut model: BTreeMap<usize, ModelUser> = BTreeMap::new();
     let mut seen: BTreeMap<String, (String, Value)> = BTreeMap::new();
-    let name = |i: usize| format!("u{i}@model.test");
+    let name = |i: usize| format!("u{i}@model{case}.test");
     for (step, op) in ops.iter().enumerate() {
         match op {
             Op::Create(i) => {
@@ -152,15 +152,18 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).map_or(12, |c: u32| c.min(48)),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn random_scim_operations_agree_with_the_model(ops in prop::collection::vec(op(), 1..18)) {
-        run(&ops)?;
+#[test]
+fn random_scim_operations_agree_with_the_model() {
+    let app = TestApp::spawn();
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).map_or(12, |c: u32| c.min(48));
+    let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let case = std::cell::Cell::new(0usize);
+    let outcome = runner.run(&prop::collection::vec(op(), 1..18), |ops| {
+        case.set(case.get() + 1);
+        run(&app, case.get(), &ops)
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
     }
 }
