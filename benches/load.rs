@@ -17,6 +17,14 @@
 //! samael's bare parse + verify rate of the same response on 1 and 2 threads (the floor).
 //! The responses are signed before the clock starts; the client is Rust (reqwest).
 //!
+//!     cargo bench --bench load -- import-latency [--rows 100000]
+//!
+//! `import-latency` measures what an identity provider sees while a large import runs:
+//! SCIM `POST /Users` latency (one client, one request every 5 ms) with no import, during a
+//! `--rows` user import over HTTP, and during the same import by the CLI (another process);
+//! then two imports of 60% of `--rows` each at once with SCIM creates in between, checking
+//! that both complete and every row is there.
+//!
 //! PostgreSQL: `PROVISOR_BENCH_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/test).
 //! Results are printed as a table and as one JSON line per measurement.
 
@@ -31,6 +39,7 @@ struct Opts {
     seconds: u32,
     users: Vec<usize>,
     logins: Vec<usize>,
+    rows: usize,
 }
 
 fn parse_args() -> Opts {
@@ -41,6 +50,7 @@ fn parse_args() -> Opts {
         seconds: 10,
         users: vec![1000, 100_000],
         logins: vec![3000, 12_000],
+        rows: 100_000,
     };
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -50,6 +60,7 @@ fn parse_args() -> Opts {
                     Some(b) => vec![b.to_owned()],
                 }
             }
+            "--rows" => o.rows = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000),
             "--seconds" => o.seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(10),
             "--users" => {
                 o.users = args
@@ -494,6 +505,193 @@ fn import(backend: &str) {
     }
 }
 
+/// A user CSV of `rows` rows whose e-mails start with `lane`.
+fn user_csv(lane: &str, rows: usize) -> String {
+    let mut csv = String::with_capacity(rows * 40);
+    csv.push_str("email,first name,last name,department\n");
+    for i in 0..rows {
+        csv.push_str(&format!("{lane}-{i}@bench.test,First{i},Last{i},Dept{}\n", i % 7));
+    }
+    csv
+}
+
+/// Percentile `p` (0..=100) of sorted milliseconds.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// SCIM creates, one at a time with a 5 ms pause, until `done` says stop (or `max` were
+/// sent); returns their latencies in ms, sorted, and the number of non-201 answers.
+fn scim_probe(base: &str, token: &str, tag: &str, max: usize, done: &dyn Fn() -> bool) -> (Vec<f64>, usize) {
+    let client = reqwest::blocking::Client::new();
+    let mut lat = Vec::new();
+    let mut failures = 0;
+    for i in 0..max {
+        if done() {
+            break;
+        }
+        let body = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                           "userName": format!("probe-{tag}-{i}@bench.test"), "active": true });
+        let t = std::time::Instant::now();
+        let r = client
+            .post(format!("{base}/scim/v2/Users"))
+            .bearer_auth(token)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+            .send();
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        if !matches!(r, Ok(ref r) if r.status().as_u16() == 201) {
+            failures += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    (lat, failures)
+}
+
+fn report_latency(phase: &str, backend: &str, lat: &[f64], failures: usize, import_rows_per_s: Option<f64>) {
+    let (p50, p99, max) = (percentile(lat, 50.0), percentile(lat, 99.0), lat.last().copied().unwrap_or(0.0));
+    println!(
+        "import-latency {backend:<9} {phase:<22} scim_creates={:<6} failures={failures:<3} p50={p50:.2}ms p99={p99:.2}ms max={max:.2}ms{}",
+        lat.len(),
+        import_rows_per_s.map(|r| format!(" import={r:.0} rows/s")).unwrap_or_default()
+    );
+    println!(
+        "{}",
+        json!({ "scenario": "import-latency", "backend": backend, "phase": phase, "scim_creates": lat.len(),
+                 "failures": failures, "p50_ms": p50, "p99_ms": p99, "max_ms": max,
+                 "import_rows_per_s": import_rows_per_s.map(f64::round), "machine": machine() })
+    );
+}
+
+/// See the module comment.
+fn import_latency(backend: &str, rows: usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (db, server, account, admin) = server_with_account(backend, "admin");
+    let env = server.state.env();
+    let scim = server
+        .state
+        .db
+        .write_blocking(|c| {
+            provisor::service::tokens::create(
+                c,
+                &env,
+                &provisor::provisioning::Actor::system("bench"),
+                provisor::provisioning::Source::Cli,
+                &account,
+                "scim",
+                None,
+                None,
+                None,
+            )
+        })
+        .expect("token")
+        .token;
+    let base = server.base.clone();
+    let (lat, failures) = scim_probe(&base, &scim, "idle", 1000, &|| false);
+    report_latency("no import", backend, &lat, failures, None);
+
+    // An import over HTTP, in this process.
+    let import_over_http = |lane: &str, n: usize| {
+        let (base, admin, csv) = (base.clone(), admin.clone(), user_csv(lane, n));
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            let r = reqwest::blocking::Client::new()
+                .post(format!("{base}/api/v1/users/import"))
+                .bearer_auth(&admin)
+                .header("Content-Type", "text/csv")
+                .body(csv)
+                .timeout(std::time::Duration::from_secs(3600))
+                .send()
+                .expect("import request");
+            let status = r.status().as_u16();
+            let v: serde_json::Value = r.json().unwrap_or_default();
+            (status, v, t.elapsed())
+        })
+    };
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = finished.clone();
+    let one = import_over_http("http", rows);
+    let watcher = std::thread::spawn(move || {
+        let r = one.join().expect("import thread");
+        flag.store(true, Ordering::SeqCst);
+        r
+    });
+    let (lat, failures) = scim_probe(&base, &scim, "http", usize::MAX, &|| finished.load(Ordering::SeqCst));
+    let (status, v, took) = watcher.join().expect("watcher");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["created"], rows as u64, "import report: {v}");
+    report_latency("during HTTP import", backend, &lat, failures, Some(rows as f64 / took.as_secs_f64()));
+
+    // The same import by the CLI: another process on the same database.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("users.csv");
+    std::fs::write(&path, user_csv("cli", rows)).expect("csv");
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = finished.clone();
+    let (url, acct) = (db.url().to_owned(), account.clone());
+    let cli = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_provisor"))
+            .args(["users", "import", "--account", &acct, "--file"])
+            .arg(&path)
+            .env("PROVISOR_DATABASE_URL", &url)
+            .output()
+            .expect("provisor users import");
+        flag.store(true, Ordering::SeqCst);
+        (out, t.elapsed())
+    });
+    let (lat, failures) = scim_probe(&base, &scim, "cli", usize::MAX, &|| finished.load(Ordering::SeqCst));
+    let (out, took) = cli.join().expect("cli thread");
+    assert!(out.status.success(), "CLI import failed: {}", String::from_utf8_lossy(&out.stderr));
+    report_latency("during CLI import", backend, &lat, failures, Some(rows as f64 / took.as_secs_f64()));
+
+    // Two imports at once, SCIM creates in between: both complete, every row is there.
+    let each = rows * 6 / 10;
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = finished.clone();
+    let (a, b) = (import_over_http("twin-a", each), import_over_http("twin-b", each));
+    let watcher = std::thread::spawn(move || {
+        let r = (a.join().expect("import a"), b.join().expect("import b"));
+        flag.store(true, Ordering::SeqCst);
+        r
+    });
+    let started = std::time::Instant::now();
+    let (lat, failures) = scim_probe(&base, &scim, "twin", usize::MAX, &|| finished.load(Ordering::SeqCst));
+    let ((sa, va, _), (sb, vb, _)) = watcher.join().expect("watcher");
+    let took = started.elapsed();
+    for (s, v) in [(sa, &va), (sb, &vb)] {
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["created"], each as u64, "import report: {v}");
+        assert_eq!(v["failed"], json!([]), "import report: {v}");
+    }
+    let stored: i64 = server
+        .state
+        .db
+        .read_blocking(|c| {
+            use diesel::prelude::*;
+            provisor::store::schema::users::table
+                .filter(provisor::store::schema::users::user_name.like("twin-%"))
+                .count()
+                .get_result::<i64>(c)
+                .map_err(provisor::error::AppError::from)
+        })
+        .expect("count");
+    assert_eq!(stored, 2 * each as i64, "rows of the two imports stored");
+    report_latency(
+        &format!("during 2x{each} imports"),
+        backend,
+        &lat,
+        failures,
+        Some((2 * each) as f64 / took.as_secs_f64()),
+    );
+}
+
 fn main() {
     // `cargo test --all-targets` runs bench targets too, without `--bench`: a load run
     // there would take minutes and fill the disk, so the test run only checks it builds.
@@ -507,6 +705,7 @@ fn main() {
         match o.scenario.as_str() {
             "admin" => admin(backend, o.seconds),
             "import" => import(backend),
+            "import-latency" => import_latency(backend, o.rows),
             "saml" => saml(backend, &o.logins),
             "scim-create" | "scim-filter" | "scim" => {
                 for &n in &o.users {
@@ -516,7 +715,7 @@ fn main() {
                 }
             }
             other => {
-                eprintln!("unknown scenario {other:?}; known: admin, import, scim-create, scim-filter, scim, saml");
+                eprintln!("unknown scenario {other:?}; known: admin, import, import-latency, scim-create, scim-filter, scim, saml");
                 std::process::exit(2);
             }
         }

@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 pub const DEFAULT_PUBLIC_RATE: u32 = 20;
 pub const DEFAULT_PUBLIC_BURST: u32 = 100;
 
+/// How long a request body may pause between two chunks before the request is answered
+/// 408 and the connection closed (a client that stops sending must not hold a worker).
+pub const DEFAULT_BODY_IDLE_SECONDS: u64 = 30;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
@@ -26,6 +30,8 @@ pub struct ServerConfig {
     pub public_rate_burst: u32,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// See [`DEFAULT_BODY_IDLE_SECONDS`].
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -43,6 +49,7 @@ impl ServerConfig {
             public_rate_per_second: DEFAULT_PUBLIC_RATE,
             public_rate_burst: DEFAULT_PUBLIC_BURST,
             trusted_proxies: Vec::new(),
+            body_idle_timeout: std::time::Duration::from_secs(DEFAULT_BODY_IDLE_SECONDS),
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum AppError {
     PreconditionFailed(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The request body stopped arriving (408).
+    #[error("the request body stopped arriving: nothing came for {seconds} s; send the whole body without pausing")]
+    BodyTimeout { seconds: u64 },
     /// Too many requests from one client to an unauthenticated endpoint (429).
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -107,6 +110,7 @@ impl AppError {
             AppError::NotFound { .. } => "not_found",
             AppError::PreconditionFailed(_) => "precondition_failed",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::BodyTimeout { .. } => "body_timeout",
             AppError::Unavailable(_) => "unavailable",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Internal(_) => "internal",

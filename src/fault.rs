@@ -7,6 +7,9 @@
 //!   wrote its membership event) has committed; nothing after it has run.
 //! - `after_commit:user` — the same for a transaction that created, changed or deleted a user.
 //! - `after_commit` — any write transaction has committed.
+//!
+//! Failure points (the operation fails as if the database had gone away; the process lives):
+//! - `import:second_batch` — the second batch of an import cannot be applied.
 
 #[cfg(feature = "test-support")]
 mod enabled {
@@ -51,6 +54,10 @@ mod enabled {
         }
     }
 
+    pub fn fails(name: &str) -> bool {
+        armed().contains(name)
+    }
+
     pub fn rolled_back() {
         TOUCHED.with(|t| t.borrow_mut().clear());
     }
@@ -82,4 +89,13 @@ pub fn committed() {
 pub fn rolled_back() {
     #[cfg(feature = "test-support")]
     enabled::rolled_back();
+}
+
+/// True when `PROVISOR_FAULT` names this failure point (always false without the feature).
+#[inline]
+pub fn fails(_name: &str) -> bool {
+    #[cfg(feature = "test-support")]
+    return enabled::fails(_name);
+    #[cfg(not(feature = "test-support"))]
+    false
 }

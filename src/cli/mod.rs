@@ -139,6 +139,12 @@ pub fn main() -> i32 {
         Ok(Some(v)) => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{v}");
+            // An import that stopped part-way printed its report (what was applied) and
+            // fails, so scripts notice; its `stopped` member says where and why.
+            if let Some(stopped) = v.get("stopped") {
+                eprintln!("error: {}", stopped["message"].as_str().unwrap_or("the import stopped before the end of the file"));
+                return 3;
+            }
             0
         }
         Ok(None) => 0,

@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// X-Forwarded-For names the client; without one the TCP peer is the client.
     #[arg(long = "trusted-proxy", env = "PROVISOR_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Seconds a request body may pause between chunks before the request is answered 408.
+    #[arg(long, env = "PROVISOR_BODY_TIMEOUT_SECONDS", default_value_t = crate::config::DEFAULT_BODY_IDLE_SECONDS)]
+    pub body_timeout_seconds: u64,
 }
 
 pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
@@ -48,6 +51,7 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     config.public_rate_per_second = args.public_rate_limit;
     config.public_rate_burst = args.public_rate_burst;
     config.trusted_proxies = crate::http::limit::parse_trusted(&args.trusted_proxies)?;
+    config.body_idle_timeout = std::time::Duration::from_secs(args.body_timeout_seconds.max(1));
     if let Some(w) = args.workers {
         config.workers = w;
     }

@@ -47,6 +47,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::Gone { .. } => StatusCode::GONE,
         AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
         AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        AppError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -7,6 +7,10 @@
 //! The client address is the TCP peer, unless the peer is a configured trusted proxy
 //! (`--trusted-proxy CIDR`): then it is the right-most address of `X-Forwarded-For` that is
 //! not itself a trusted proxy — the left-most entries are whatever the client wrote.
+//!
+//! Every request body must keep arriving: a pause longer than `--body-timeout-seconds`
+//! between two chunks ends the request with 408 `body_timeout` (SCIM: a SCIM error) and
+//! closes the connection, so a client that stops sending does not hold a worker.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -143,4 +147,90 @@ mod tests {
         assert!(l.check(&req("192.0.2.2", None), "acs", "a").is_ok());
         assert!(PublicLimiter::new(0, 0, Vec::new()).check(&r, "acs", "a").is_ok(), "0 turns it off");
     }
+}
+
+/// A request body stream that fails when no chunk arrives within `idle`.
+struct IdleBody {
+    inner: actix_web::dev::Payload,
+    idle: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl futures_core::Stream for IdleBody {
+    type Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(item) => {
+                let next = tokio::time::Instant::now() + this.idle;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(item)
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.timed_out.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body stopped arriving",
+                    )))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// Middleware: puts the request body under the idle timeout; a request whose body timed
+/// out is answered 408 whatever its handler made of the broken body.
+pub async fn body_idle_timeout<B: actix_web::body::MessageBody + 'static>(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
+    use actix_web::http::header;
+    use actix_web::HttpMessage;
+    let has_body = req.headers().contains_key(header::CONTENT_LENGTH) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let idle = req
+        .app_data::<actix_web::web::Data<crate::http::AppState>>()
+        .map(|s| s.config.body_idle_timeout)
+        .unwrap_or(Duration::from_secs(crate::config::DEFAULT_BODY_IDLE_SECONDS));
+    if !has_body {
+        return next.call(req).await.map(|r| r.map_into_left_body());
+    }
+    let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let body = IdleBody {
+        inner: req.take_payload(),
+        idle,
+        deadline: Box::pin(tokio::time::sleep(idle)),
+        timed_out: timed_out.clone(),
+    };
+    type Boxed =
+        std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>>>;
+    let stream: Boxed = Box::pin(body);
+    req.set_payload(actix_web::dev::Payload::from(stream));
+    let scim = req.path().starts_with("/scim/");
+    let res = next.call(req).await;
+    if !timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+        return res.map(|r| r.map_into_left_body());
+    }
+    let error = AppError::BodyTimeout { seconds: idle.as_secs() };
+    tracing::info!(seconds = idle.as_secs(), "request body stopped arriving; answered 408");
+    let error: actix_web::Error = if scim {
+        crate::http::scim::ScimReply::Failed(crate::service::scim::ScimFailure::App(error)).into()
+    } else {
+        error.into()
+    };
+    let request = match res {
+        Ok(r) => r.into_parts().0,
+        Err(_) => return Err(error),
+    };
+    let mut response = error.error_response();
+    response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+    Ok(actix_web::dev::ServiceResponse::new(request, response).map_into_right_body())
 }

@@ -75,6 +75,7 @@ pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<ac
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(text_guard::refuse_nul))
+            .wrap(actix_web::middleware::from_fn(limit::body_idle_timeout))
             .wrap(tracing_actix_web::TracingLogger::<telemetry::ProvisorRootSpan>::new())
             .configure(|cfg| configure(cfg, data.clone()))
     })

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::catalog::Product;
 use crate::domain::phone::{did_capacity, normalize_e164, DidAllowance, ExtensionPlan, PhoneLicensing, SiteCode};
 use crate::domain::phone_csv::{self, ImportMode, PhoneCsvReader, PhoneCsvRow};
+use super::batch::{BatchReport, ImportStopped};
 use crate::domain::users::RowError;
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
@@ -240,6 +241,25 @@ pub struct PhoneImportReport {
     pub changes: Vec<RowPlan>,
     /// More rows changed than are listed.
     pub changes_truncated: bool,
+    /// Present when the import stopped before the end of the file (see [`ImportStopped`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<ImportStopped>,
+}
+
+impl BatchReport for PhoneImportReport {
+    fn absorb(&mut self, part: Self) {
+        self.applied += part.applied;
+        self.created += part.created;
+        self.unchanged += part.unchanged;
+        self.failed.extend(part.failed);
+        let room = MAX_REPORTED_ROWS.saturating_sub(self.changes.len());
+        self.changes_truncated |= part.changes_truncated || part.changes.len() > room;
+        self.changes.extend(part.changes.into_iter().take(room));
+    }
+
+    fn stop(&mut self, stopped: ImportStopped) {
+        self.stopped = Some(stopped);
+    }
 }
 
 /// Rows listed in an import report's `changes` (the counts cover every row).
@@ -333,7 +353,7 @@ fn import_row(
 /// Streams a phone CSV into the account, in batches of rows per transaction. A dry run runs
 /// every batch through the same pipeline in a savepoint it rolls back: it reports exactly
 /// what the import would do (within a batch, later rows see earlier rows' effects; across
-/// batches of `IMPORT_BATCH` rows they do not) and writes nothing.
+/// batches they do not) and writes nothing.
 #[allow(clippy::too_many_arguments)]
 pub fn import_csv<R: Read>(
     db: &Db,
@@ -374,8 +394,9 @@ pub fn import_csv<R: Read>(
                 apply(c)
             }
         },
+        |row| row.line,
         &mut progress,
-    )?;
+    );
     report.failed.sort_by_key(|e| e.line);
     Ok(report)
 }

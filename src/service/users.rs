@@ -18,6 +18,7 @@ use crate::provisioning::{
 };
 use crate::store::models::{UserPhoneRow, UserRow};
 use crate::store::{self, Db, DbConn};
+use super::batch::{BatchReport, ImportStopped};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PhoneView {
@@ -390,6 +391,23 @@ pub struct ImportReport {
     pub unchanged: u64,
     pub failed: Vec<RowError>,
     pub issues: Vec<RowIssue>,
+    /// Present when the import stopped before the end of the file (see [`ImportStopped`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<ImportStopped>,
+}
+
+impl BatchReport for ImportReport {
+    fn absorb(&mut self, part: Self) {
+        self.created += part.created;
+        self.updated += part.updated;
+        self.unchanged += part.unchanged;
+        self.failed.extend(part.failed);
+        self.issues.extend(part.issues);
+    }
+
+    fn stop(&mut self, stopped: ImportStopped) {
+        self.stopped = Some(stopped);
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -477,8 +495,9 @@ pub fn import_csv<R: Read>(
             import_batch(c, &env_at(), account, actor, rows, report);
             Ok(())
         },
+        |row| row.line,
         &mut progress,
-    )?;
+    );
     report.failed.sort_by_key(|e| e.line);
     Ok(report)
 }

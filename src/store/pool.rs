@@ -11,7 +11,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::writer::Writer;
+use super::writer::{WriteGate, Writer};
 use super::{DbConn, StoreError};
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -203,6 +203,8 @@ pub struct Db {
     pub pool: DbPool,
     pub url: Arc<DbUrl>,
     writer: Arc<Writer>,
+    /// SQLite only: the one queue for this process's write transactions (see [`WriteGate`]).
+    gate: Option<Arc<WriteGate>>,
 }
 
 impl Db {
@@ -225,13 +227,14 @@ impl Db {
             Backend::Sqlite => (1, super::writer::SQLITE_MAX_BATCH),
             Backend::Postgres => (opts.pool_size.clamp(2, 8) as usize, 1),
         };
-        let mut writer = Writer::start(&url, writers, batch)?;
+        let gate = (url.backend() == Backend::Sqlite).then(|| Arc::new(WriteGate::default()));
+        let mut writer = Writer::start(&url, writers, batch, gate.clone())?;
         if url.backend() == Backend::Sqlite {
             // Checkpoints move off the commit path: a committing writer no longer stalls
             // while the WAL is copied back into the database file.
             writer.start_checkpointer(&url)?;
         }
-        Ok(Db { pool, url: Arc::new(url), writer: Arc::new(writer) })
+        Ok(Db { pool, url: Arc::new(url), writer: Arc::new(writer), gate })
     }
 
     pub fn backend(&self) -> Backend {
@@ -281,6 +284,7 @@ impl Db {
         E: From<StoreError> + From<diesel::result::Error>,
     {
         let mut conn = self.conn()?;
+        let _turn = self.gate.as_ref().map(|g| g.enter());
         super::write_tx(&mut conn, f)
     }
 

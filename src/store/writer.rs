@@ -5,6 +5,12 @@
 //!
 //! A job that fails rolls back to its savepoint and does not disturb the others; if the
 //! commit itself fails every job of the batch gets the error (none of them took effect).
+//!
+//! On SQLite the writer threads and the blocking writes of this process (imports, CLI
+//! verbs) take turns through one [`WriteGate`], first come first served. Without it they
+//! would meet only at SQLite's lock, whose busy handler sleeps in growing steps: a batch
+//! loop that re-takes the lock right after its commit starves a writer that is asleep, and
+//! a SCIM push waits seconds behind an import instead of one batch.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -70,6 +76,18 @@ where
     }
 }
 
+/// A first-come-first-served turn at the database's write lock, shared by every writer of
+/// one process (unlock hands the turn straight to the longest waiter).
+#[derive(Default)]
+pub struct WriteGate(parking_lot::FairMutex<()>);
+
+impl WriteGate {
+    /// Waits for this thread's turn; the turn ends when the guard drops.
+    pub fn enter(&self) -> parking_lot::FairMutexGuard<'_, ()> {
+        self.0.lock()
+    }
+}
+
 pub struct Writer {
     queue: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -83,16 +101,22 @@ impl Writer {
     /// one job per transaction: batching there would let row locks of unrelated jobs
     /// interleave across writers (a deadlock risk), and PostgreSQL already groups the
     /// flushes of concurrent commits itself.
-    pub fn start(url: &DbUrl, threads: usize, max_batch: usize) -> Result<Writer, StoreError> {
+    pub fn start(
+        url: &DbUrl,
+        threads: usize,
+        max_batch: usize,
+        gate: Option<Arc<WriteGate>>,
+    ) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let conn = url.connect()?;
             let rx = Arc::clone(&rx);
             let url = url.clone();
+            let gate = gate.clone();
             thread::Builder::new()
                 .name(format!("db-writer-{i}"))
-                .spawn(move || writer_loop(url, conn, rx, max_batch.max(1)))
+                .spawn(move || writer_loop(url, conn, rx, max_batch.max(1), gate))
                 .map_err(|e| StoreError::Pool(format!("cannot start the database writer: {e}")))?;
         }
         Ok(Writer { queue: Mutex::new(Some(tx)), stop: Arc::default() })
@@ -146,11 +170,20 @@ impl Drop for Writer {
     }
 }
 
-fn writer_loop(url: DbUrl, mut conn: DbConn, rx: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>, max_batch: usize) {
+fn writer_loop(
+    url: DbUrl,
+    mut conn: DbConn,
+    rx: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>,
+    max_batch: usize,
+    gate: Option<Arc<WriteGate>>,
+) {
     loop {
-        let batch = {
+        let (batch, _turn) = {
             let Ok(rx) = rx.lock() else { return };
             let Ok(first) = rx.recv() else { return };
+            // Wait for the turn before gathering the rest: what queued meanwhile (behind an
+            // import's batch, say) goes into this transaction too.
+            let turn = gate.as_ref().map(|g| g.enter());
             let mut batch = vec![first];
             while batch.len() < max_batch {
                 match rx.try_recv() {
@@ -158,7 +191,7 @@ fn writer_loop(url: DbUrl, mut conn: DbConn, rx: Arc<Mutex<mpsc::Receiver<Box<dy
                     Err(_) => break,
                 }
             }
-            batch
+            (batch, turn)
         };
         if let Err(batch) = run_batch(&mut conn, batch) {
             // The connection is unusable (e.g. the PostgreSQL server restarted): reconnect

@@ -88,19 +88,29 @@ pub struct RunningServer {
 impl RunningServer {
     /// A server on a fresh database; creates the operator token.
     pub fn start(database_url: &str, workers: usize) -> AppResult<RunningServer> {
-        Self::start_inner(database_url, workers, None, true)
+        Self::start_inner(database_url, workers, None, true, &|_| {})
+    }
+
+    /// A server on a fresh database whose configuration `tweak` changes first (a short body
+    /// timeout, say).
+    pub fn start_configured(
+        database_url: &str,
+        workers: usize,
+        tweak: &dyn Fn(&mut ServerConfig),
+    ) -> AppResult<RunningServer> {
+        Self::start_inner(database_url, workers, None, true, tweak)
     }
 
     /// A server without the public endpoints' rate limit (benchmarks drive the ACS from
     /// one client far beyond what any person does).
     pub fn start_unthrottled(database_url: &str, workers: usize) -> AppResult<RunningServer> {
-        Self::start_inner(database_url, workers, None, false)
+        Self::start_inner(database_url, workers, None, false, &|_| {})
     }
 
     /// A second server process on the same database, answering for the same public URL
     /// (as behind a load balancer). Its `operator` is empty: the first one has the token.
     pub fn start_replica(database_url: &str, workers: usize, public_url: &str) -> AppResult<RunningServer> {
-        Self::start_inner(database_url, workers, Some(public_url.to_owned()), true)
+        Self::start_inner(database_url, workers, Some(public_url.to_owned()), true, &|_| {})
     }
 
     fn start_inner(
@@ -108,6 +118,7 @@ impl RunningServer {
         workers: usize,
         replica_of: Option<String>,
         rate_limited: bool,
+        tweak: &dyn Fn(&mut ServerConfig),
     ) -> AppResult<RunningServer> {
         let db = Db::open(database_url, &DbOptions { pool_size: 8, migrate: true })?;
         let clock = ShiftedClock::default();
@@ -119,6 +130,7 @@ impl RunningServer {
         if !rate_limited {
             config.public_rate_per_second = 0;
         }
+        tweak(&mut config);
         let shared: SharedClock = Arc::new(clock.clone());
         let mut state = AppState::new(db, shared, config);
         // Domain verification never asks real DNS in tests: records go in this table.

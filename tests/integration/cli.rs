@@ -151,3 +151,50 @@ fn audit_entries_say_which_channel_made_them() {
     assert_eq!(source_of("account.updated"), Some(json!("cli")), "{audit}");
     assert_eq!(source_of("role.created"), Some(json!("api")), "{audit}");
 }
+
+/// An import that cannot finish (its second batch fails as if the database went away)
+/// reports exactly what it applied and where it stopped, exits non-zero, and running the
+/// same file again completes it without duplicating anything.
+#[test]
+fn a_stopped_import_reports_what_it_applied_and_a_rerun_completes_it() {
+    const ROWS: usize = 300;
+    let app = TestApp::spawn();
+    let a = app.account("Stop", "owner@stop.test", false);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.csv");
+    let mut csv = String::from("email,first name\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("u{i}@stop.test,U{i}\n"));
+    }
+    std::fs::write(&path, csv).unwrap();
+    let file = path.to_str().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provisor"))
+        .args(["users", "import", "--account", &a, "--file", file])
+        .env("PROVISOR_DATABASE_URL", &app.database_url)
+        .env("PROVISOR_FAULT", "import:second_batch")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report is printed");
+    assert_eq!(out.status.code(), Some(3), "{report}");
+    // The first batch took effect and is counted; from the second batch's first line on
+    // nothing did.
+    let applied = report["created"].as_u64().unwrap();
+    assert!(applied > 0 && applied < ROWS as u64, "{report}");
+    assert_eq!(report["stopped"]["first_line_not_applied"], applied + 2, "{report}");
+    assert_eq!(report["stopped"]["code"], "unavailable", "{report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run the file again"));
+    let stored = |app: &TestApp| {
+        let (s, v) = app.call("GET", &format!("/api/v1/accounts/{a}/users?limit=1"), Some(&app.operator), None);
+        assert_eq!(s, 200, "{v}");
+        v["total"].as_u64().unwrap()
+    };
+    assert_eq!(stored(&app), applied + 1, "the owner and the applied rows");
+
+    let (code, v, err) = cli(&app, &["users", "import", "--account", &a, "--file", file]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["created"], ROWS as u64 - applied, "{v}");
+    assert_eq!(v["unchanged"], applied, "{v}");
+    assert!(v.get("stopped").is_none(), "{v}");
+    assert_eq!(stored(&app), ROWS as u64 + 1);
+}

@@ -27,9 +27,14 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn spawn() -> TestApp {
+        Self::spawn_configured(&|_| {})
+    }
+
+    /// A server whose configuration `tweak` changes before it starts.
+    pub fn spawn_configured(tweak: &dyn Fn(&mut provisor::config::ServerConfig)) -> TestApp {
         let spec = std::env::var("PROVISOR_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into());
         let db = ScratchDb::create(&spec).expect("scratch database");
-        let server = RunningServer::start(db.url(), 2).expect("server starts");
+        let server = RunningServer::start_configured(db.url(), 2, tweak).expect("server starts");
         let client = reqwest::blocking::Client::builder().pool_max_idle_per_host(64).build().expect("client");
         TestApp {
             base: server.base.clone(),

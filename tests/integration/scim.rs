@@ -946,3 +946,40 @@ fn gzip_encoded_bodies_are_read() {
         post_gzip(&[b"{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"", &filler, b"\"}"]);
     assert_eq!(r.status().as_u16(), 413);
 }
+
+/// A body that stops arriving half-way is answered 408 once the idle timeout passes (SCIM
+/// in SCIM's error format), and the connection closes; the worker is free for others.
+#[test]
+fn a_body_that_stops_arriving_times_out_with_408() {
+    use std::io::{Read, Write};
+    let app = TestApp::spawn_configured(&|c| c.body_idle_timeout = std::time::Duration::from_secs(1));
+    let a = app.account("A", "owner@a.test", false);
+    let scim = app.token(&a, "scim", None);
+    let admin = app.admin_token(&a);
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    for (path, token, content_type) in
+        [("/scim/v2/Users", &scim, "application/scim+json"), ("/api/v1/users", &admin, "application/json")]
+    {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let started = std::time::Instant::now();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: 200\r\n\r\n{{\"userName\": \"slow"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        // The server closes the connection after answering: read to the end.
+        let _ = s.read_to_string(&mut answer);
+        let waited = started.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("body_timeout") || answer.contains(ERROR), "{path}: {answer}");
+        if path.starts_with("/scim") {
+            assert!(answer.contains(ERROR), "{path}: {answer}");
+        }
+        assert!(waited < std::time::Duration::from_secs(15), "{path}: answered after {waited:?}");
+    }
+    // Nothing was created and the server still answers.
+    let (s, v) = app.call("GET", "/scim/v2/Users?filter=userName%20sw%20%22slow%22", Some(&scim), None);
+    assert_eq!((s, v["totalResults"].clone()), (200, json!(0)), "{v}");
+}

@@ -158,3 +158,14 @@ impl Params {
         v.clone().ok_or(crate::error::AppError::bad_request("invalid_path", format!("missing path parameter {name}")))
     }
 }
+
+/// An import's answer: 200 with its report, or 503 with the same report when it stopped
+/// part-way (the report counts what was applied; its `stopped` says from which line on
+/// nothing was), so a client that only looks at the status does not take it for done.
+pub(crate) fn import_response(stopped: bool, report: &impl serde::Serialize) -> actix_web::HttpResponse {
+    if stopped {
+        actix_web::HttpResponse::ServiceUnavailable().json(report)
+    } else {
+        actix_web::HttpResponse::Ok().json(report)
+    }
+}

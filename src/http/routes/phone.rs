@@ -117,7 +117,7 @@ pub struct ImportQuery {
 /// Bulk phone CSV (Zoom's columns, headers case-insensitive). Bad rows are reported with
 /// their line numbers; good rows apply.
 #[utoipa::path(post, path = "/api/v1/phone/import", tag = "phone", params(ImportQuery), request_body(content = String, content_type = "text/csv"),
-    responses((status = 200, body = PhoneImportReport)))]
+    responses((status = 200, body = PhoneImportReport), (status = 503, body = PhoneImportReport, description = "the import stopped part-way (the database went away): the report counts what was applied and `stopped` says from which line to run it again")))]
 pub async fn import(
     state: web::Data<AppState>,
     ctx: AccountCtx,
@@ -138,5 +138,5 @@ pub async fn import(
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))??;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(super::import_response(report.stopped.is_some(), &report))
 }

@@ -243,7 +243,7 @@ pub async fn bulk_remove(
 /// Import users from CSV (`email,first name,last name,department,user group`; header
 /// optional). Bad rows are reported with line numbers; good rows are applied.
 #[utoipa::path(post, path = "/api/v1/users/import", tag = "users", request_body(content = String, content_type = "text/csv"),
-    responses((status = 200, body = ImportReport), (status = 413, body = crate::http::error::ErrorBody)))]
+    responses((status = 200, body = ImportReport), (status = 413, body = crate::http::error::ErrorBody), (status = 503, body = ImportReport, description = "the import stopped part-way (the database went away): the report counts what was applied and `stopped` says from which line to run it again")))]
 pub async fn import_csv(state: web::Data<AppState>, ctx: AccountCtx, body: web::Payload) -> AppResult<HttpResponse> {
     let bytes = body
         .to_bytes_limited(CSV_LIMIT)
@@ -256,7 +256,7 @@ pub async fn import_csv(state: web::Data<AppState>, ctx: AccountCtx, body: web::
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))??;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(super::import_response(report.stopped.is_some(), &report))
 }
 
 /// Export users as CSV.
