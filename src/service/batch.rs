@@ -36,7 +36,7 @@ pub struct ImportStopped {
 }
 
 /// The transaction time a batch aims at: a SCIM push queued behind it waits about this long.
-pub const BATCH_TARGET: Duration = Duration::from_millis(40);
+pub const BATCH_TARGET: Duration = Duration::from_millis(25);
 
 /// Rows in the first batch, and the bounds a batch's size moves in.
 pub const FIRST_BATCH: usize = 64;
@@ -58,17 +58,16 @@ pub fn next_batch_size(size: usize, took: Duration) -> usize {
 }
 
 /// How long a batch loop steps back after a commit on SQLite, so that a writer of another
-/// process (a server while the CLI imports), asleep in SQLite's busy handler, wakes to a free
-/// lock instead of finding the next batch holding it. Writers of this process need no pause:
-/// they queue at the write gate and get the next turn.
+/// process (a server while the CLI imports), polling for the lock every millisecond, takes
+/// it before the next batch does. Writers of this process need no pause: they queue at the
+/// write gate and get the next turn.
 fn pause_after(took: Duration) -> Duration {
-    (took / 4).clamp(Duration::from_millis(2), Duration::from_millis(15))
+    (took / 8).clamp(Duration::from_millis(2), Duration::from_millis(5))
 }
 
-/// SQLite's "the write lock is held elsewhere" (after its busy timeout ran out).
+/// SQLite's "the write lock is held elsewhere" (after waiting its full time).
 fn is_busy(e: &AppError) -> bool {
-    let text = e.to_string();
-    text.contains("database is locked") || text.contains("database is busy")
+    crate::store::is_lock_message(&e.to_string())
 }
 
 /// Feeds `items` to `apply` in batches, each in one write transaction. Items that failed to

@@ -98,10 +98,14 @@ pub fn violation_detail(e: &DieselError) -> String {
 /// writer commits first, because the read lock cannot be upgraded.
 pub fn begin_write(conn: &mut DbConn) -> Result<(), DieselError> {
     match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConn::Sqlite(c) => begin_write_sqlite(c),
         DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c),
     }
 }
+
+/// How long `BEGIN IMMEDIATE` keeps trying while another process holds SQLite's write lock
+/// (the connections' `busy_timeout`).
+const SQLITE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn commit(conn: &mut DbConn) -> Result<(), DieselError> {
     match conn {
@@ -156,8 +160,40 @@ where
     out
 }
 
+/// `BEGIN IMMEDIATE`, polling every millisecond while another process holds the write lock.
+/// SQLite's own busy handler sleeps in growing steps (up to 100 ms each), so a writer of
+/// another process that re-takes the lock soon after each commit — an import's batch loop —
+/// would find the lock free only by luck; polling takes it within a millisecond of its
+/// release. Writers of one process meet at the write gate before they get here.
 fn begin_write_sqlite(c: &mut SqliteConnection) -> Result<(), DieselError> {
-    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+    use diesel::connection::SimpleConnection;
+    // Without SQLite's busy handler for this one statement; the connection's timeout
+    // comes back right after (other statements, e.g. reads during a checkpoint, keep it).
+    c.batch_execute("PRAGMA busy_timeout = 0")?;
+    let deadline = std::time::Instant::now() + SQLITE_LOCK_WAIT;
+    let result = loop {
+        match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
+            Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            other => break other,
+        }
+    };
+    c.batch_execute(SQLITE_BUSY_TIMEOUT)?;
+    result
+}
+
+/// The busy timeout every SQLite connection has outside `BEGIN IMMEDIATE`.
+pub(crate) const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
+
+/// SQLite's "another connection holds the lock".
+fn is_locked(e: &DieselError) -> bool {
+    is_lock_message(&e.to_string())
+}
+
+/// The text of SQLite's "another connection holds the lock" errors.
+pub fn is_lock_message(text: &str) -> bool {
+    text.contains("database is locked") || text.contains("database is busy")
 }
 
 fn commit_sqlite(c: &mut SqliteConnection) -> Result<(), DieselError> {

@@ -100,8 +100,10 @@ impl DbUrl {
                 let mut conn = SqliteConnection::establish(path_str)
                     .map_err(|e| StoreError::Connect(format!("cannot open SQLite database {}: {e}", path.display())))?;
                 // busy_timeout first: switching to WAL itself needs the lock.
+                conn.batch_execute(super::SQLITE_BUSY_TIMEOUT)
+                    .map_err(|e| StoreError::Connect(format!("cannot configure SQLite: {e}")))?;
                 conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                    "PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                      PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY; \
                      PRAGMA wal_autocheckpoint = 0;",
