@@ -95,7 +95,31 @@ pub enum Command {
 }
 
 pub(crate) fn open(url: &str, migrate: bool) -> AppResult<Db> {
-    Ok(Db::open(url, &DbOptions { pool_size: 4, migrate })?)
+    let db = Db::open(url, &DbOptions { pool_size: 4, migrate })?;
+    if migrate {
+        let stored = db.read_blocking(|c| {
+            crate::store::platform::get(c, crate::store::platform::PUBLIC_URL).map_err(AppError::from)
+        })?;
+        if let Some(url) = stored {
+            let _ = STORED_PUBLIC_URL.set(url);
+        }
+    }
+    Ok(db)
+}
+
+/// The public URL `serve` last ran under, read from the database by [`open`].
+static STORED_PUBLIC_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The public URL CLI output and mails link to: `PROVISOR_PUBLIC_URL` when set, else the one
+/// the server last started with (stored in the database by `serve`), else the default bind
+/// address.
+pub(crate) fn public_url() -> String {
+    std::env::var("PROVISOR_PUBLIC_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .or_else(|| STORED_PUBLIC_URL.get().cloned())
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into())
 }
 
 /// `--x` → Some(true), `--no-x` → Some(false), neither → None (keep).
@@ -108,10 +132,7 @@ pub(crate) fn flag(yes: bool, no: bool) -> Option<bool> {
 }
 
 pub(crate) fn cli_env(clock: &dyn Clock) -> Env {
-    Env::standalone(
-        clock.now_naive(),
-        std::env::var("PROVISOR_PUBLIC_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
-    )
+    Env::standalone(clock.now_naive(), public_url())
 }
 
 pub(crate) fn product(s: &str) -> AppResult<Product> {

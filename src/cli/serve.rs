@@ -59,6 +59,11 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let env = Env::standalone(clock.now_naive(), config.public_url.clone());
     let bootstrap = std::env::var("PROVISOR_BOOTSTRAP_TOKEN").ok().filter(|t| !t.is_empty());
+    // CLI verbs (and the mails they send) link to the address this server really has.
+    db.write_blocking(|c| {
+        crate::store::platform::put(c, crate::store::platform::PUBLIC_URL, &config.public_url, env.now)
+            .map_err(AppError::from)
+    })?;
     let created = db.write_blocking(|c| service::tokens::ensure_operator(c, &env, bootstrap.as_deref()))?;
     if let Some(token) = created {
         let shown = if bootstrap.is_some() { json!("(from PROVISOR_BOOTSTRAP_TOKEN)") } else { json!(token) };

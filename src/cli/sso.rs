@@ -25,10 +25,12 @@ pub enum SsoCmd {
         /// IdP SSO URL (HTTP-Redirect binding) for SP-initiated login.
         #[arg(long)]
         sso_url: Option<String>,
-        /// PEM signing certificate; repeat for rollover. Replaces the trusted set.
-        #[arg(long)]
-        idp_certificate: Vec<std::path::PathBuf>,
-        /// Our entity ID (default: the public URL + /saml/ACCOUNT_ID/metadata).
+        /// The IdP's signing certificate: a PEM or DER file, or the PEM text itself; repeat
+        /// for rollover. Replaces the trusted set.
+        #[arg(long, allow_hyphen_values = true)]
+        idp_certificate: Vec<String>,
+        /// Our entity ID (default: the public URL + /saml/ACCOUNT_ID/metadata; `default`
+        /// goes back to it).
         #[arg(long)]
         sp_entity_id: Option<String>,
         /// Accept unsolicited (IdP-initiated) responses.
@@ -106,7 +108,7 @@ pub(super) fn run(database_url: &str, cmd: SsoCmd) -> AppResult<Option<Value>> {
             let certificates = if idp_certificate.is_empty() {
                 None
             } else {
-                Some(idp_certificate.iter().map(|p| read(p)).collect::<AppResult<Vec<_>>>()?)
+                Some(idp_certificate.iter().map(|c| certificate_pem(c)).collect::<AppResult<Vec<_>>>()?)
             };
             let input = service::sso::SsoInput {
                 idp_metadata: idp_metadata.as_deref().map(read).transpose()?,
@@ -132,7 +134,7 @@ pub(super) fn run(database_url: &str, cmd: SsoCmd) -> AppResult<Option<Value>> {
             Ok(Some(json!({ "account_id": account, "deleted": true })))
         }
         SsoCmd::AddCertificate { account, file } => {
-            let pem = read(&file)?;
+            let pem = certificate_pem(&file.to_string_lossy())?;
             let v =
                 db.write_blocking(|c| service::sso::add_certificate(c, &env, &actor, Source::Cli, &account, &pem))?;
             Ok(Some(serde_json::to_value(v).map_err(|e| AppError::Internal(e.to_string()))?))
@@ -144,4 +146,28 @@ pub(super) fn run(database_url: &str, cmd: SsoCmd) -> AppResult<Option<Value>> {
             Ok(Some(json!({ "account_id": account, "removed": certificate })))
         }
     }
+}
+
+/// A certificate argument as PEM text: the PEM itself, or a file holding PEM or DER.
+fn certificate_pem(arg: &str) -> AppResult<String> {
+    let bad = |m: String| AppError::bad_request("invalid_certificate", m);
+    if arg.trim_start().starts_with("-----BEGIN") {
+        return Ok(arg.to_owned());
+    }
+    let path = std::path::Path::new(arg);
+    let bytes = std::fs::read(path).map_err(|e| {
+        AppError::bad_request(
+            "cannot_read_file",
+            format!("cannot read the certificate file {}: {e} (give a PEM or DER file, or the PEM text)", path.display()),
+        )
+    })?;
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        if text.contains("-----BEGIN") {
+            return Ok(text.to_owned());
+        }
+    }
+    let cert = openssl::x509::X509::from_der(&bytes)
+        .map_err(|_| bad(format!("{} is neither a PEM nor a DER certificate", path.display())))?;
+    let pem = cert.to_pem().map_err(|e| bad(format!("cannot convert {} to PEM: {e}", path.display())))?;
+    String::from_utf8(pem).map_err(|e| AppError::Internal(e.to_string()))
 }

@@ -206,24 +206,23 @@ impl FromStr for CallingPlan {
         let unknown = || UnknownProduct {
             kind: "calling plan",
             value: raw.to_owned(),
-            expected: "regional_metered (100), regional_unlimited (200), global_select (1001)",
+            expected: "regional_metered (100; Zoom's \"US/CA Metered\" and other regions too), regional_unlimited (200), global_select (1001)",
         };
         let trimmed = raw.trim();
         if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
             return trimmed.parse::<u32>().ok().and_then(CallingPlan::from_code).ok_or_else(unknown);
         }
-        let plan = match canonical(raw).as_str() {
-            "regional_metered" | "metered" | "metered_plan_us_ca" | "metered_plan_au_nz" | "metered_plan_gb_ie"
-            | "metered_eura" | "metered_eurb" | "metered_jp" => CallingPlan::RegionalMetered,
-            "regional_unlimited"
-            | "unlimited"
-            | "unlimited_plan_us_ca"
-            | "unlimited_plan_au_nz"
-            | "unlimited_plan_gb_ie"
-            | "unlimited_eura"
-            | "unlimited_eurb"
-            | "unlimited_jp" => CallingPlan::RegionalUnlimited,
-            "global_select" | "metered_global_select" => CallingPlan::GlobalSelect,
+        let canon = canonical(raw);
+        // Zoom names its plans by region too ("US/CA Metered", "Metered Plan AU/NZ",
+        // "Unlimited EURA", "US/CA Unlimited Calling Plan"): the region does not change the
+        // plan here, so it is dropped.
+        let bare = canon.trim_end_matches("_calling_plan").trim_end_matches("_plan");
+        let mut words: Vec<&str> = bare.split('_').filter(|w| !w.is_empty()).collect();
+        words.retain(|w| !matches!(*w, "us" | "ca" | "au" | "nz" | "gb" | "uk" | "ie" | "jp" | "eura" | "eurb" | "plan" | "regional"));
+        let plan = match words.as_slice() {
+            ["metered"] => CallingPlan::RegionalMetered,
+            ["unlimited"] => CallingPlan::RegionalUnlimited,
+            ["global", "select"] | ["metered", "global", "select"] => CallingPlan::GlobalSelect,
             _ => return Err(unknown()),
         };
         Ok(plan)
@@ -490,5 +489,29 @@ mod tests {
         let names: std::collections::BTreeSet<_> = Product::ALL.iter().map(|p| p.as_str()).collect();
         assert_eq!(names.len(), Product::ALL.len(), "stable names are unique");
         assert!(serde_json::from_str::<UserTier>("\"gold\"").is_err());
+    }
+
+    #[test]
+    fn zoom_calling_plan_names_are_accepted() {
+        for (name, plan) in [
+            ("US/CA Metered", CallingPlan::RegionalMetered),
+            ("Metered Plan AU/NZ", CallingPlan::RegionalMetered),
+            ("UK/IE Metered", CallingPlan::RegionalMetered),
+            ("Metered EURA", CallingPlan::RegionalMetered),
+            ("JP Metered", CallingPlan::RegionalMetered),
+            ("US/CA Unlimited Calling Plan", CallingPlan::RegionalUnlimited),
+            ("Unlimited EURB", CallingPlan::RegionalUnlimited),
+            ("Regional Unlimited", CallingPlan::RegionalUnlimited),
+            ("Global Select", CallingPlan::GlobalSelect),
+            ("Metered Global Select", CallingPlan::GlobalSelect),
+            ("regional_metered", CallingPlan::RegionalMetered),
+            ("100", CallingPlan::RegionalMetered),
+            ("1001", CallingPlan::GlobalSelect),
+        ] {
+            assert_eq!(name.parse::<CallingPlan>(), Ok(plan), "{name}");
+        }
+        for bad in ["US/CA", "Metered Unlimited", "Global", "Premium", "", "999"] {
+            assert!(bad.parse::<CallingPlan>().is_err(), "{bad}");
+        }
     }
 }

@@ -321,6 +321,48 @@ impl MappingConfig {
     }
 }
 
+/// The groups, phone sites and sub accounts a document names by value: they must exist in
+/// the account when the document is stored (see [`MappingConfig::named_targets`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamedTargets {
+    pub groups: std::collections::BTreeSet<String>,
+    pub sites: std::collections::BTreeSet<String>,
+    pub sub_accounts: std::collections::BTreeSet<String>,
+}
+
+impl MappingConfig {
+    /// Every group, site and sub account a rule, a default or a placement names (direct
+    /// mappings copy whatever the IdP sends, so they name nothing in advance).
+    pub fn named_targets(&self) -> NamedTargets {
+        let mut named = NamedTargets::default();
+        let mut note = |target: Target, value: &str| {
+            let value = value.trim();
+            if value.is_empty() {
+                return;
+            }
+            match target {
+                Target::Group => named.groups.insert(value.to_owned()),
+                Target::PhoneSite => named.sites.insert(value.to_owned()),
+                _ => false,
+            };
+        };
+        for r in &self.rules {
+            note(r.target, &r.value);
+        }
+        for (target, value) in &self.defaults {
+            match value {
+                Some(DefaultValue::One(v)) => note(*target, v),
+                Some(DefaultValue::Many(vs)) => vs.iter().for_each(|v| note(*target, v)),
+                None => {}
+            }
+        }
+        for p in &self.placement {
+            named.sub_accounts.insert(p.sub_account.trim().to_owned());
+        }
+        named
+    }
+}
+
 /// What a mapping document can change (see [`MappingConfig::reach`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MappingReach {
@@ -524,11 +566,35 @@ impl CompiledCondition {
     }
 }
 
-/// Every value of every attribute whose name equals `name` ignoring ASCII case.
-fn values_of<'a>(attributes: &'a Attributes, name: &'a str) -> impl Iterator<Item = &'a str> {
+/// The names one attribute has across adapters: a user's group memberships are `groups` in a
+/// SCIM push, and `memberOf`, `groups` or Entra ID's groups claim in a SAML assertion. A rule
+/// naming any of them reads all of them, so one rules document works for every source.
+const GROUP_ATTRIBUTE_NAMES: [&str; 3] =
+    ["groups", "memberOf", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"];
+
+fn same_attribute(key: &str, name: &str) -> bool {
+    if key.eq_ignore_ascii_case(name) {
+        return true;
+    }
+    let is_group = |n: &str| GROUP_ATTRIBUTE_NAMES.iter().any(|g| g.eq_ignore_ascii_case(n));
+    is_group(name) && is_group(key)
+}
+
+/// Every value of every attribute whose name equals `name` ignoring ASCII case: what a
+/// direct mapping copies (exactly the attribute it names).
+fn values_named<'a>(attributes: &'a Attributes, name: &'a str) -> impl Iterator<Item = &'a str> {
     attributes
         .iter()
         .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+        .flat_map(|(_, values)| values.iter().map(String::as_str))
+}
+
+/// What a condition tests: like [`values_named`], but the group attribute under any of its
+/// names (see [`GROUP_ATTRIBUTE_NAMES`]).
+fn values_of<'a>(attributes: &'a Attributes, name: &'a str) -> impl Iterator<Item = &'a str> {
+    attributes
+        .iter()
+        .filter(move |(key, _)| same_attribute(key, name))
         .flat_map(|(_, values)| values.iter().map(String::as_str))
 }
 
@@ -789,7 +855,7 @@ impl CompiledMapping {
             if !target.is_multi_valued() && (slot.matched || slot.invalid) {
                 continue;
             }
-            let mut values = values_of(attributes, &mapping.attribute).map(str::trim).filter(|value| !value.is_empty());
+            let mut values = values_named(attributes, &mapping.attribute).map(str::trim).filter(|value| !value.is_empty());
             let mut take = |raw: &str, slot: &mut Hit<'_>| match parse_value(target, raw) {
                 Ok(value) => {
                     slot.matched = true;
@@ -1461,5 +1527,38 @@ mod tests {
             };
             prop_assert_eq!(state.department, want);
         }
+    }
+
+    #[test]
+    fn group_rules_read_groups_and_member_of_alike() {
+        let mapping = CompiledMapping::from_json(
+            r#"{ "rules": [ { "attribute": "memberOf", "match": { "equals": "zoom-webinar" }, "target": "addon", "value": "webinar" },
+                            { "attribute": "groups", "match": { "equals": "Sales" }, "target": "group", "value": "SalesG" } ] }"#,
+        )
+        .unwrap();
+        // A SCIM push names memberships `groups`; a rule written with memberOf still fires.
+        let scim = mapping.evaluate(&attrs(&[("groups", &["zoom-webinar"])]));
+        assert_eq!(scim.addons, MultiDesired::Set(BTreeSet::from([AddOn::Webinar])), "{scim:?}");
+        // And a SAML memberOf attribute feeds a `groups` rule.
+        let saml = mapping.evaluate(&attrs(&[("memberOf", &["Sales"])]));
+        assert_eq!(saml.groups, MultiDesired::Set(BTreeSet::from(["SalesG".to_owned()])), "{saml:?}");
+        // Other attributes are not mixed up.
+        let other = mapping.evaluate(&attrs(&[("department", &["Sales"])]));
+        assert_eq!(other.groups, MultiDesired::Set(BTreeSet::new()));
+    }
+
+    #[test]
+    fn named_targets_are_the_literal_groups_sites_and_sub_accounts() {
+        let config = MappingConfig::from_json(
+            r#"{ "rules": [ { "attribute": "x", "match": { "equals": "a" }, "target": "group", "value": "Employees" },
+                            { "attribute": "x", "match": { "equals": "b" }, "target": "phone_site", "value": "London" } ],
+                 "direct": [ { "attribute": "groups", "target": "group" } ],
+                 "placement": [ { "sub_account": "Healthcare", "conditions": [ { "attribute": "x", "match": { "equals": "c" } } ] } ] }"#,
+        )
+        .unwrap();
+        let named = config.named_targets();
+        assert_eq!(named.groups.iter().collect::<Vec<_>>(), ["Employees"]);
+        assert_eq!(named.sites.iter().collect::<Vec<_>>(), ["London"]);
+        assert_eq!(named.sub_accounts.iter().collect::<Vec<_>>(), ["Healthcare"]);
     }
 }

@@ -12,4 +12,4 @@ pub mod phone;
 pub mod pipeline;
 
 pub use change::*;
-pub use pipeline::{run, Applied, Env};
+pub use pipeline::{resolve_placement, run, Applied, Env};

@@ -569,7 +569,7 @@ fn write_email_index(
 }
 
 /// A sub account of `master` (direct, or below a pseudo-master) by id or name.
-fn resolve_placement(conn: &mut DbConn, master: &AccountRow, key: &str) -> AppResult<Option<AccountRow>> {
+pub fn resolve_placement(conn: &mut DbConn, master: &AccountRow, key: &str) -> AppResult<Option<AccountRow>> {
     let mut frontier = vec![master.id.clone()];
     for _ in 0..2 {
         let mut next = Vec::new();

@@ -59,6 +59,7 @@ pub fn set(conn: &mut DbConn, env: &Env, actor: &Actor, source: Source, account:
     let compiled =
         CompiledMapping::from_json(text).map_err(|e| AppError::bad_request("invalid_rules", e.to_string()))?;
     authorize_rules(conn, actor, account, &compiled.config().reach())?;
+    check_named_targets(conn, account, &compiled.config().named_targets())?;
     let canonical = serde_json::to_string(compiled.config()).map_err(|e| AppError::Internal(e.to_string()))?;
     let version = store::mapping::put(conn, account, &canonical, env.now, actor.from_account.as_deref())?;
     env.mappings.remember(account, version, Some(std::sync::Arc::new(compiled.clone())));
@@ -73,4 +74,48 @@ pub fn set(conn: &mut DbConn, env: &Env, actor: &Actor, source: Source, account:
         serde_json::json!({ "version": version, "rules": compiled.config().rules.len() }),
     )?;
     Ok(version)
+}
+
+/// Refuses a document naming a group, phone site or sub account the account does not have:
+/// stored anyway, it would only turn into a provisioning issue on every user it matches.
+fn check_named_targets(
+    conn: &mut DbConn,
+    account: &str,
+    named: &crate::domain::mapping::NamedTargets,
+) -> AppResult<()> {
+    let mut missing = Vec::new();
+    for g in &named.groups {
+        if store::groups::find_by_name(conn, account, g)?.is_none() {
+            missing.push(format!("group {g:?}"));
+        }
+    }
+    if !named.sites.is_empty() {
+        let phone = store::accounts::find(conn, account)?.is_some_and(|a| a.phone_enabled);
+        for s in &named.sites {
+            if !phone {
+                missing.push(format!("phone site {s:?} (phone is not enabled on this account)"));
+            } else if store::phone::find_site(conn, account, s)?.is_none() {
+                missing.push(format!("phone site {s:?}"));
+            }
+        }
+    }
+    if !named.sub_accounts.is_empty() {
+        let row = store::accounts::find(conn, account)?.ok_or(AppError::not_found("account"))?;
+        for sub in &named.sub_accounts {
+            if crate::provisioning::resolve_placement(conn, &row, sub)?.is_none() {
+                missing.push(format!("sub account {sub:?}"));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::bad_request(
+        "unknown_target",
+        format!(
+            "the rules name {} that this account does not have; create {} first, or correct the name",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        ),
+    ))
 }

@@ -39,6 +39,7 @@ pub struct SsoInput {
     pub sso_url: Option<String>,
     /// PEM certificates (each may hold several); replaces the trusted set.
     pub idp_certificates: Option<Vec<String>>,
+    /// Our entity ID; `"default"` goes back to `<public-url>/saml/<account-id>/metadata`.
     pub sp_entity_id: Option<String>,
     pub clock_skew_seconds: Option<i32>,
     pub allow_idp_initiated: Option<bool>,
@@ -253,7 +254,9 @@ pub fn set(
     if current.is_none() && resolved.certificates.is_none() {
         return Err(bad("at least one IdP signing certificate is required (idp_metadata or idp_certificates)"));
     }
-    if let Some(id) = &input.sp_entity_id {
+    // `default` (not a URI, so never a real entity ID) goes back to the derived default.
+    let reset_sp_entity_id = input.sp_entity_id.as_deref().is_some_and(|id| id.trim() == "default");
+    if let Some(id) = input.sp_entity_id.as_ref().filter(|_| !reset_sp_entity_id) {
         if id.trim().is_empty() || id.len() > 1024 || id.chars().any(char::is_whitespace) {
             return Err(bad("sp_entity_id must be a URI without spaces, at most 1024 characters"));
         }
@@ -278,7 +281,11 @@ pub fn set(
         account_id: account.to_owned(),
         idp_entity_id: resolved.idp_entity_id,
         sso_url: resolved.sso_url,
-        sp_entity_id: input.sp_entity_id.clone().or_else(|| current.as_ref().and_then(|c| c.sp_entity_id.clone())),
+        sp_entity_id: if reset_sp_entity_id {
+            None
+        } else {
+            input.sp_entity_id.clone().or_else(|| current.as_ref().and_then(|c| c.sp_entity_id.clone()))
+        },
         clock_skew_seconds,
         allow_idp_initiated: input
             .allow_idp_initiated

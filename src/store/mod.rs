@@ -12,6 +12,7 @@ pub mod licenses;
 pub mod mapping;
 pub mod models;
 pub mod phone;
+pub mod platform;
 pub mod pool;
 pub mod roles;
 pub mod saml;

@@ -182,6 +182,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    platform_settings (key) {
+        key -> Text,
+        value -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     mapping_configs (account_id) {
         account_id -> Text,
         config -> Text,
@@ -308,6 +316,7 @@ diesel::joinable!(user_phones -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
+    platform_settings,
     domain_claims,
     license_pools,
     roles,

@@ -1,0 +1,142 @@
+//! The newcomer's path (README as written): rules that read `memberOf` fire for SCIM pushes,
+//! a rules document naming what does not exist is refused, CLI output links to the address
+//! the server really runs under, certificates are accepted as PEM text, PEM or DER files,
+//! Zoom's calling-plan names are understood, the SP entity ID can go back to its default.
+
+use provisor::testing::process::ServerProcess;
+use provisor::testing::ScratchDb;
+use serde_json::{json, Value};
+
+use crate::harness::{cli, TestApp};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+#[test]
+fn readme_style_rules_fire_for_scim_pushes_and_unknown_targets_are_refused() {
+    let app = TestApp::spawn();
+    let a = app.account("Rules", "owner@rules.test", false);
+    let t = app.admin_token(&a);
+    let scim = app.token(&a, "scim", None);
+    let rules = json!({ "rules": [
+        { "attribute": "memberOf", "match": { "equals": "contractors" }, "negate": true, "target": "group", "value": "Employees" },
+        { "attribute": "memberOf", "match": { "equals": "Crew" }, "target": "group", "value": "Crew Members" }
+    ] });
+    // Neither group exists: refused, naming both.
+    let (s, v) = app.call("PUT", "/api/v1/mapping", Some(&t), Some(rules.clone()));
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["code"], "unknown_target", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("\"Employees\"") && msg.contains("\"Crew Members\""), "{msg}");
+    // A missing site or sub account is refused too.
+    let (s, v) = app.call(
+        "PUT",
+        "/api/v1/mapping",
+        Some(&t),
+        Some(json!({ "rules": [ { "attribute": "office", "match": { "equals": "LON" }, "target": "phone_site", "value": "London" } ] })),
+    );
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("unknown_target")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("phone is not enabled"), "{v}");
+    for name in ["Employees", "Crew Members", "Crew"] {
+        let (s, v) = app.call("POST", "/api/v1/groups", Some(&t), Some(json!({ "name": name })));
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = app.call("PUT", "/api/v1/mapping", Some(&t), Some(rules));
+    assert_eq!(s, 200, "{v}");
+    // A SCIM user: not a contractor, so an Employee.
+    let (s, u) =
+        app.call("POST", "/scim/v2/Users", Some(&scim), Some(json!({ "schemas": [USER], "userName": "ann@rules.test" })));
+    assert_eq!(s, 201, "{u}");
+    let names = |u: &Value| {
+        let mut n: Vec<String> =
+            u["groups"].as_array().unwrap().iter().map(|g| g["display"].as_str().unwrap().to_owned()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&u), ["Employees"], "{u}");
+    // The IdP puts her into Crew (a SCIM group push): the rule reading `memberOf` sees her
+    // SCIM `groups` at her next push and adds the rule's group.
+    let id = u["id"].as_str().unwrap();
+    let (s, g) = app.call("GET", "/scim/v2/Groups?filter=displayName%20eq%20%22Crew%22", Some(&scim), None);
+    assert_eq!(s, 200, "{g}");
+    let crew = g["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let (s, v) = app.call(
+        "PATCH",
+        &format!("/scim/v2/Groups/{crew}"),
+        Some(&scim),
+        Some(json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [ { "op": "add", "path": "members", "value": [ { "value": id } ] } ] })),
+    );
+    assert!(s == 200 || s == 204, "{v}");
+    let (s, u) = app.call(
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        Some(&scim),
+        Some(json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [ { "op": "replace", "path": "displayName", "value": "Ann" } ] })),
+    );
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(names(&u), ["Crew", "Crew Members", "Employees"], "{u}");
+}
+
+#[test]
+fn cli_links_use_the_public_url_serve_runs_under() {
+    let spec = std::env::var("PROVISOR_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into());
+    let db = ScratchDb::create(&spec).expect("scratch database");
+    let mut server = ServerProcess::start_binary(
+        env!("CARGO_BIN_EXE_provisor").into(),
+        db.url(),
+        &[("PROVISOR_PUBLIC_URL", "https://sso.example.test/")],
+    )
+    .expect("server starts");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_provisor"))
+            .args(args)
+            .env("PROVISOR_DATABASE_URL", db.url())
+            .env_remove("PROVISOR_PUBLIC_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), v, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, acct, err) = run(&["account", "create", "--name", "Url", "--owner-email", "o@url.test"]);
+    assert_eq!(code, Some(0), "{err}");
+    let id = acct["id"].as_str().unwrap().to_owned();
+    let cert = std::fs::read_to_string(provisor::testing::fixtures_dir().join("idp-a.crt.pem")).unwrap();
+    // The certificate as PEM text on the command line.
+    let (code, v, err) = run(&[
+        "sso",
+        "set",
+        "--account",
+        &id,
+        "--idp-entity-id",
+        "https://idp.example.test",
+        "--idp-certificate",
+        &cert,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["acs_url"], format!("https://sso.example.test/saml/{id}/acs"), "{v}");
+    // A DER file works as well.
+    let der_path = provisor::testing::fixtures_dir().join("idp-a.crt.der");
+    let (code, v, err) = run(&["sso", "set", "--account", &id, "--idp-certificate", der_path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    // A custom SP entity ID, then back to the default.
+    let (code, v2, err) = run(&["sso", "set", "--account", &id, "--sp-entity-id", "urn:custom:sp"]);
+    assert_eq!((code, v2["sp_entity_id"].as_str()), (Some(0), Some("urn:custom:sp")), "{err}");
+    let (code, v3, err) = run(&["sso", "set", "--account", &id, "--sp-entity-id", "default"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v3["sp_entity_id"], v["sp_entity_id"], "{v3}");
+    assert_eq!(v3["sp_entity_id"], format!("https://sso.example.test/saml/{id}/metadata"));
+    server.kill();
+}
+
+#[test]
+fn zoom_calling_plan_names_are_accepted_by_the_cli() {
+    let app = TestApp::spawn();
+    let a = app.account("Plans", "owner@plans.test", false);
+    let (code, v, err) = cli(&app, &["licenses", "set", "--account", &a, "--product", "US/CA Metered", "--quantity", "3"]);
+    assert_eq!(code, 0, "{err} {v}");
+    let (code, v, err) = cli(&app, &["licenses", "summary", "--account", &a]);
+    assert_eq!(code, 0, "{err}");
+    assert!(v.to_string().contains("regional_metered"), "{v}");
+}
