@@ -24,6 +24,9 @@ pub enum AppError {
     /// Unknown, or belonging to another tenant (404).
     #[error("{what} not found")]
     NotFound { what: &'static str },
+    /// Not found, with a code and an explanation of why that helps the caller (404).
+    #[error("{message}")]
+    NotFoundBecause { code: &'static str, message: String },
     /// The request conflicts with the current state (409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -105,7 +108,8 @@ impl AppError {
             | AppError::Conflict { code, .. }
             | AppError::Taken { code, .. }
             | AppError::Gone { code, .. }
-            | AppError::Forbidden { code, .. } => code,
+            | AppError::Forbidden { code, .. }
+            | AppError::NotFoundBecause { code, .. } => code,
             AppError::Unauthorized(_) => "unauthorized",
             AppError::NotFound { .. } => "not_found",
             AppError::PreconditionFailed(_) => "precondition_failed",

@@ -42,7 +42,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
-        AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+        AppError::NotFound { .. } | AppError::NotFoundBecause { .. } => StatusCode::NOT_FOUND,
         AppError::Conflict { .. } | AppError::Taken { .. } => StatusCode::CONFLICT,
         AppError::Gone { .. } => StatusCode::GONE,
         AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,

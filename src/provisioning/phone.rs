@@ -209,10 +209,16 @@ pub fn apply(
                         issues.push(issue(
                             IssueCode::ExtensionTaken,
                             "phone.extension",
-                            format!(
-                                "extension {e} is already used in site {}; the user keeps their extension",
-                                site.name
-                            ),
+                            match row.extension {
+                                Some(kept) => format!(
+                                    "extension {e} is already used in site {}; the user keeps extension {kept}",
+                                    site.name
+                                ),
+                                None => format!(
+                                    "extension {e} is already used in site {}; the user has no extension until a free one is given",
+                                    site.name
+                                ),
+                            },
                         ));
                     }
                 }

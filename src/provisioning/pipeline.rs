@@ -258,7 +258,11 @@ fn upsert_user(
     match &ex.custom_role {
         Field::Keep => {}
         Field::Clear => set_opt(&mut changes, "custom_role", &mut user.custom_role_id, Field::Clear),
-        Field::Set(name) => match store::roles::find_by_name(conn, &home.id, name)? {
+        // A custom role by its id (as responses show it) or its name.
+        Field::Set(name) => match match store::roles::find(conn, &home.id, name.trim())? {
+            Some(r) => Some(r),
+            None => store::roles::find_by_name(conn, &home.id, name)?,
+        } {
             Some(r) => {
                 if stated_custom_role == ex.custom_role && user.custom_role_id.as_deref() != Some(r.id.as_str()) {
                     // Assigning a role is granting its contents.
@@ -267,10 +271,10 @@ fn upsert_user(
                 set_opt(&mut changes, "custom_role", &mut user.custom_role_id, Field::Set(r.id))
             }
             None if change.shortage == Shortage::Refuse => {
-                return Err(AppError::bad_request("unknown_role", format!("no role named {name:?}")))
+                return Err(AppError::bad_request("unknown_role", format!("no custom role with the id or name {name:?}")))
             }
             None => {
-                issues.push(ProvisioningIssue::on(IssueCode::RoleNotFound, "role", format!("no role named {name:?}")))
+                issues.push(ProvisioningIssue::on(IssueCode::RoleNotFound, "role", format!("no custom role with the id or name {name:?}")))
             }
         },
     }

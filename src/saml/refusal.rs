@@ -76,7 +76,7 @@ pub enum SamlRefusal {
     #[error("encrypted SAML content is not supported ({0}); configure the IdP to sign, not encrypt")]
     EncryptedContentUnsupported(&'static str),
     /// Response or Assertion Issuer is not the configured IdP entity ID.
-    #[error("issuer mismatch on the {element}: found {found:?}")]
+    #[error("{}", issuer_mismatch_message(element, found.as_deref()))]
     IssuerMismatch {
         /// `Response` or `Assertion`.
         element: &'static str,
@@ -291,5 +291,14 @@ mod tests {
         let cut = sanitize(&long);
         assert_eq!(cut.chars().count(), 121);
         assert!(cut.ends_with('…'));
+    }
+}
+
+fn issuer_mismatch_message(element: &str, found: Option<&str>) -> String {
+    match found {
+        Some(issuer) => format!(
+            "the {element}'s Issuer is \"{issuer}\", which is not the IdP entity ID this account trusts (check the SSO configuration's idp_entity_id)"
+        ),
+        None => format!("the {element} has no Issuer"),
     }
 }

@@ -55,7 +55,7 @@ fn require_phone(conn: &mut DbConn, account: &str) -> AppResult<AccountRow> {
     if !row.phone_enabled {
         return Err(AppError::conflict(
             "phone_not_enabled",
-            "phone is not enabled on this account (PATCH /api/v1/account {\"phone_enabled\": true})",
+            "phone is not enabled on this account; enable it first (account setting phone_enabled)",
         ));
     }
     Ok(row)

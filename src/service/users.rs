@@ -584,8 +584,12 @@ pub fn purge_expired_invitations(conn: &mut DbConn, env: &Env) -> AppResult<usiz
 /// becomes active, through the pipeline, with a version check. Expired invitations are
 /// refused (410); a user deactivated meanwhile is not reactivated by it (409).
 pub fn accept_invitation(conn: &mut DbConn, env: &Env, token: &str) -> AppResult<UserRow> {
-    let inv = store::users::invitation_by_hash(conn, &crate::secrets::hash_secret(token))?
-        .ok_or(AppError::not_found("invitation"))?;
+    let inv = store::users::invitation_by_hash(conn, &crate::secrets::hash_secret(token))?.ok_or_else(|| {
+        AppError::NotFoundBecause {
+            code: "invitation_not_found",
+            message: "this invitation is not valid: it was already accepted (then just sign in), or withdrawn, or replaced by a newer one".into(),
+        }
+    })?;
     if invitation_expired(to_utc(inv.expires_at), to_utc(env.now)) {
         return Err(AppError::Gone {
             code: "invitation_expired",

@@ -140,3 +140,72 @@ fn zoom_calling_plan_names_are_accepted_by_the_cli() {
     assert_eq!(code, 0, "{err}");
     assert!(v.to_string().contains("regional_metered"), "{v}");
 }
+
+#[test]
+fn messages_help_and_never_leak_internals() {
+    let app = TestApp::spawn();
+    let a = app.account("Msg", "owner@msg.test", false);
+    let t = app.admin_token(&a);
+    let scim = app.token(&a, "scim", None);
+    let mut bodies: Vec<Value> = Vec::new();
+    // A wrong method on a known path: 405 naming what the path has.
+    let r = app.client.patch(app.url("/api/v1/mapping")).bearer_auth(&t).send().unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let allow = r.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("PUT") && !allow.contains("PATCH"), "{allow}");
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
+    // The mirror too; an unknown path stays a 404.
+    let r = app.client.put(app.url(&format!("/api/v1/accounts/{a}/users"))).bearer_auth(&t).send().unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(r.headers()["allow"].to_str().unwrap().contains("GET"));
+    let (s, v) = app.call("GET", "/api/v1/no-such-thing", Some(&t), None);
+    assert_eq!(s, 404, "{v}");
+    // A custom role is assigned by its id (as responses show it) or its name.
+    let (s, role) = app.call(
+        "POST",
+        "/api/v1/roles",
+        Some(&t),
+        Some(json!({ "name": "Helpdesk", "permissions": ["users:view"] })),
+    );
+    assert_eq!(s, 201, "{role}");
+    let role_id = role["id"].as_str().unwrap();
+    let (s, u) = app.call("POST", "/api/v1/users", Some(&t), Some(json!({ "email": "r@msg.test", "custom_role": role_id })));
+    assert_eq!(s, 201, "{u}");
+    assert_eq!(u["custom_role_id"], role_id, "{u}");
+    let (s, v) = app.call("POST", "/api/v1/users", Some(&t), Some(json!({ "email": "q@msg.test", "custom_role": "Nope" })));
+    assert_eq!(s, 400, "{v}");
+    bodies.push(v);
+    // Uniqueness conflicts, over SCIM and the admin API.
+    let user = json!({ "schemas": [USER], "userName": "dup@msg.test" });
+    let (s, _) = app.call("POST", "/scim/v2/Users", Some(&scim), Some(user.clone()));
+    assert_eq!(s, 201);
+    let (s, v) = app.call("POST", "/scim/v2/Users", Some(&scim), Some(user));
+    assert_eq!(s, 409, "{v}");
+    bodies.push(v);
+    let (s, v) = app.call("POST", "/api/v1/users", Some(&t), Some(json!({ "email": "dup@msg.test" })));
+    assert_eq!(s, 409, "{v}");
+    bodies.push(v);
+    let (s, v) = app.call("POST", "/api/v1/groups", Some(&t), Some(json!({ "name": "G" })));
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app.call("POST", "/api/v1/groups", Some(&t), Some(json!({ "name": "G" })));
+    assert_eq!(s, 409, "{v}");
+    bodies.push(v);
+    // An invitation used twice explains itself.
+    let (s, v) = app.call("POST", "/api/v1/invitations/accept", None, Some(json!({ "token": "pvi_nope" })));
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["error"]["code"], "invitation_not_found", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("already accepted"), "{v}");
+    bodies.push(v);
+    // Phone not enabled: advice that fits every interface.
+    let (s, v) =
+        app.call("POST", "/api/v1/phone/sites", Some(&t), Some(json!({ "name": "London", "code": "2" })));
+    assert_eq!(s, 409, "{v}");
+    bodies.push(v);
+    for b in &bodies {
+        let text = b.to_string();
+        for leak in ["UNIQUE constraint", "Some(", "Error {", "duplicate key", "PATCH /api"] {
+            assert!(!text.contains(leak), "{leak:?} in {text}");
+        }
+    }
+}

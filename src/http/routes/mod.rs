@@ -120,6 +120,51 @@ pub fn account_route_need(method: &str, pattern: &str) -> Option<Need> {
     ACCOUNT_SCOPED.iter().flat_map(|t| t.iter()).find(|r| r.method == method && r.path == pattern).map(|r| r.need)
 }
 
+/// Does `path` fit `pattern` (`{x}` matches one non-empty segment)?
+fn fits(pattern: &str, path: &str) -> bool {
+    let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.starts_with('{') && a.ends_with('}') => {
+                if b.is_empty() {
+                    return false;
+                }
+            }
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The methods declared for a request path (root routes, account-scoped routes under
+/// `/api/v1` and under the mirror): what a 405 lists in `Allow`.
+pub fn methods_for(path: &str) -> Vec<&'static str> {
+    let path = path.trim_end_matches('/');
+    let mut relative: Vec<String> = Vec::new();
+    if let Some(rest) = path.strip_prefix("/api/v1") {
+        relative.push(rest.to_owned());
+        if let Some((_, tail)) = rest.strip_prefix("/accounts/").and_then(|after| after.split_once('/')) {
+            relative.push(format!("/{tail}"));
+        }
+    }
+    let mut methods: Vec<&'static str> = ROOT
+        .iter()
+        .flat_map(|t| t.iter())
+        .filter(|r| fits(r.path, path))
+        .chain(
+            ACCOUNT_SCOPED
+                .iter()
+                .flat_map(|t| t.iter())
+                .filter(|r| relative.iter().any(|rel| fits(r.path, rel))),
+        )
+        .map(|r| r.method)
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
 /// `?limit=&offset=` paging (limit 1–1000, default 100).
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
 pub struct Page {

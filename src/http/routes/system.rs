@@ -65,6 +65,17 @@ pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(crate::http::openapi::document())
 }
 
-pub async fn not_found() -> Result<HttpResponse, AppError> {
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, AppError> {
+    // A known path asked with a method it does not have is a 405 that says which it has.
+    let methods = super::methods_for(req.path());
+    if !methods.is_empty() && !methods.contains(&req.method().as_str()) {
+        let allow = methods.join(", ");
+        return Ok(HttpResponse::MethodNotAllowed().insert_header((actix_web::http::header::ALLOW, allow.clone())).json(
+            crate::http::error::ErrorBody::new(
+                "method_not_allowed",
+                format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
+            ),
+        ));
+    }
     Err(AppError::not_found("route"))
 }
