@@ -10,13 +10,17 @@ use crate::service;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
-    /// Issue a token for an account (printed once).
+    /// Issue a token for an account (printed once), or with `--operator` a new platform
+    /// operator token (recovery when the first is lost; audited).
     Create {
-        #[arg(long)]
-        account: String,
+        #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+        account: Option<String>,
         /// admin or scim.
+        #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+        scope: Option<String>,
+        /// A platform operator token instead of an account's.
         #[arg(long)]
-        scope: String,
+        operator: bool,
         /// Admin tokens act as this user (default: the owner).
         #[arg(long)]
         user: Option<String>,
@@ -32,9 +36,14 @@ pub enum TokenCmd {
 pub(super) fn run(database_url: &str, cmd: TokenCmd) -> AppResult<Option<Value>> {
     let clock = SystemClock;
     let actor = Actor::cli();
-    let TokenCmd::Create { account, scope, user, label, expires_in_days } = cmd;
+    let TokenCmd::Create { account, scope, operator, user, label, expires_in_days } = cmd;
     let db = open(database_url, true)?;
     let env = cli_env(&clock);
+    if operator {
+        let (token, id) = db.write_blocking(|c| service::tokens::create_operator(c, &env, &actor, label.clone()))?;
+        return Ok(Some(json!({ "token": token, "id": id, "scope": "operator" })));
+    }
+    let (account, scope) = (account.unwrap_or_default(), scope.unwrap_or_default());
     let t = db.write_blocking(|c| {
         let expires_at = expires_in_days.map(|d| env.now + chrono::Duration::days(i64::from(d)));
         service::tokens::create(

@@ -31,3 +31,28 @@ pub fn record(
     )?;
     Ok(())
 }
+
+/// An audit entry about the platform itself (no account), e.g. an operator token issued.
+pub fn record_platform(
+    conn: &mut DbConn,
+    env: &Env,
+    actor: &Actor,
+    source: Source,
+    action: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) -> AppResult<()> {
+    store::audit::record(
+        conn,
+        &NewAudit {
+            account_id: None,
+            actor: actor.label.clone(),
+            source: source.as_str().to_owned(),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            detail: detail.to_string(),
+            created_at: env.now,
+        },
+    )?;
+    Ok(())
+}

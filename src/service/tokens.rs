@@ -186,6 +186,45 @@ pub fn ensure_operator(conn: &mut DbConn, env: &Env, given: Option<&str>) -> App
     Ok(Some(token))
 }
 
+/// Issues another platform operator token (recovery when the first one is lost: only whoever
+/// can run the CLI against the database can do it), audited as `operator_token.created`.
+/// Returns the token (shown once) and its id.
+pub fn create_operator(
+    conn: &mut DbConn,
+    env: &Env,
+    actor: &Actor,
+    label: Option<String>,
+) -> AppResult<(String, String)> {
+    let token = new_secret("pvs_");
+    let id = crate::secrets::new_id();
+    store::tokens::insert(
+        conn,
+        &TokenRow {
+            id: id.clone(),
+            account_id: None,
+            user_id: None,
+            scope: "operator".into(),
+            token_hash: hash_secret(&token),
+            label: Some(label.unwrap_or_else(|| "operator (cli)".into())),
+            created_at: env.now,
+            revoked_at: None,
+            granted_from: None,
+            expires_at: None,
+            last_used_at: None,
+        },
+    )?;
+    crate::provisioning::audit::record_platform(
+        conn,
+        env,
+        actor,
+        crate::provisioning::Source::Cli,
+        "operator_token.created",
+        Some(&id),
+        serde_json::json!({ "token_id": id }),
+    )?;
+    Ok((token, id))
+}
+
 /// Revokes a token of the account; returns its hash (to clear caches).
 pub fn revoke(conn: &mut DbConn, env: &Env, actor: &Actor, account: &str, id: &str) -> AppResult<String> {
     let hash = store::tokens::revoke(conn, account, id, env.now)?.ok_or(AppError::not_found("token"))?;

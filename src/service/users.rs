@@ -427,13 +427,20 @@ fn csv_row_change(account: &str, actor: &Actor, row: &UserCsvRow) -> IdentityCha
     change.explicit.given_name = opt(&row.first_name);
     change.explicit.family_name = opt(&row.last_name);
     change.explicit.department = opt(&row.department);
-    if let Some(g) = &row.group {
-        change.explicit.add_to_groups = vec![g.clone()];
-    }
+    // The "user group" cell holds one group or several separated by `;` (as export writes).
+    let groups: Vec<String> = row
+        .group
+        .iter()
+        .flat_map(|g| g.split(';'))
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
+    change.explicit.add_to_groups = groups.clone();
     change.attributes = [
         ("email".to_owned(), vec![row.email.clone()]),
         ("department".to_owned(), row.department.iter().cloned().collect()),
-        ("group".to_owned(), row.group.iter().cloned().collect()),
+        ("group".to_owned(), groups),
     ]
     .into_iter()
     .filter(|(_, v)| !v.is_empty())
@@ -502,7 +509,9 @@ pub fn import_csv<R: Read>(
     Ok(report)
 }
 
-/// Writes all users of the account as CSV (`email,first name,last name,department,user group`).
+/// Writes all users of the account as CSV (`email,first name,last name,department,user group`;
+/// a user in several groups has them all in the last cell, separated by `; `, which import
+/// reads back).
 pub fn export_csv(conn: &mut DbConn, account: &str) -> AppResult<Vec<u8>> {
     let mut out = Vec::new();
     let mut rows = Vec::new();
@@ -515,7 +524,7 @@ pub fn export_csv(conn: &mut DbConn, account: &str) -> AppResult<Vec<u8>> {
         offset += page.len() as i64;
         for u in page {
             let group =
-                store::groups::groups_of_user(conn, &u.id)?.into_iter().map(|(_, n)| n).next().unwrap_or_default();
+                store::groups::groups_of_user(conn, &u.id)?.into_iter().map(|(_, n)| n).collect::<Vec<_>>().join("; ");
             rows.push([
                 u.email.clone().unwrap_or_else(|| u.user_name.clone()),
                 u.given_name.clone().unwrap_or_default(),

@@ -11,6 +11,7 @@ mod newcomer;
 mod process;
 mod provisioning;
 mod races;
+mod readme;
 mod saml;
 mod scim;
 mod scim_fixtures;
