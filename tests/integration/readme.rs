@@ -165,3 +165,29 @@ fn the_readme_saml_walkthrough_signs_someone_in() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["email"], "jane.doe@example.com", "{body}");
 }
+
+#[test]
+fn the_reference_names_every_product_and_permission() {
+    use provisor::domain::authz::Permission;
+    use provisor::domain::catalog::{AddOn, CallingPlan, UserTier};
+    let text = readme();
+    let reference = blocks_section(&text, "Reference");
+    let mut names: Vec<String> = UserTier::ALL.iter().map(|t| t.as_str().to_owned()).collect();
+    names.extend(AddOn::ALL.iter().map(|a| a.as_str().to_owned()));
+    names.extend(CallingPlan::ALL.iter().map(|p| p.as_str().to_owned()));
+    for n in names {
+        assert!(reference.contains(&format!("`{n}`")), "README's Reference does not list {n}");
+    }
+    // Every area of the permission catalogue is named where the README lists it.
+    for p in Permission::catalogue() {
+        let area = p.name();
+        let area = area.split(':').next().unwrap();
+        assert!(text.contains(&format!("`{area}`")), "README does not name the area {area}");
+    }
+}
+
+fn blocks_section(text: &str, heading: &str) -> String {
+    let start = text.find(&format!("\n## {heading}\n")).expect("section");
+    let rest = &text[start + 1..];
+    rest[..rest[3..].find("\n## ").map(|i| i + 3).unwrap_or(rest.len())].to_owned()
+}
