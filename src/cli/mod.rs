@@ -163,7 +163,10 @@ pub fn main() -> i32 {
             // An import that stopped part-way printed its report (what was applied) and
             // fails, so scripts notice; its `stopped` member says where and why.
             if let Some(stopped) = v.get("stopped") {
-                eprintln!("error: {}", stopped["message"].as_str().unwrap_or("the import stopped before the end of the file"));
+                eprintln!(
+                    "error: {}",
+                    stopped["message"].as_str().unwrap_or("the import stopped before the end of the file")
+                );
                 return 3;
             }
             0

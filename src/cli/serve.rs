@@ -74,9 +74,8 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     } else if let Some(given) = bootstrap.as_deref() {
         // An operator exists already: a different bootstrap token does nothing, say so.
         let hash = crate::secrets::hash_secret(given);
-        let known = db.read_blocking(|c| {
-            crate::store::tokens::find_active_by_hash(c, &hash, env.now).map_err(AppError::from)
-        })?;
+        let known =
+            db.read_blocking(|c| crate::store::tokens::find_active_by_hash(c, &hash, env.now).map_err(AppError::from))?;
         if known.is_none() {
             tracing::warn!(
                 "PROVISOR_BOOTSTRAP_TOKEN is ignored: the database already has an operator token; \

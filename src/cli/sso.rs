@@ -158,7 +158,10 @@ fn certificate_pem(arg: &str) -> AppResult<String> {
     let bytes = std::fs::read(path).map_err(|e| {
         AppError::bad_request(
             "cannot_read_file",
-            format!("cannot read the certificate file {}: {e} (give a PEM or DER file, or the PEM text)", path.display()),
+            format!(
+                "cannot read the certificate file {}: {e} (give a PEM or DER file, or the PEM text)",
+                path.display()
+            ),
         )
     })?;
     if let Ok(text) = std::str::from_utf8(&bytes) {

@@ -203,10 +203,12 @@ impl FromStr for CallingPlan {
     type Err = UnknownProduct;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let unknown = || UnknownProduct {
+        let unknown = || {
+            UnknownProduct {
             kind: "calling plan",
             value: raw.to_owned(),
             expected: "regional_metered (100; Zoom's \"US/CA Metered\" and other regions too), regional_unlimited (200), global_select (1001)",
+        }
         };
         let trimmed = raw.trim();
         if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
@@ -218,7 +220,9 @@ impl FromStr for CallingPlan {
         // plan here, so it is dropped.
         let bare = canon.trim_end_matches("_calling_plan").trim_end_matches("_plan");
         let mut words: Vec<&str> = bare.split('_').filter(|w| !w.is_empty()).collect();
-        words.retain(|w| !matches!(*w, "us" | "ca" | "au" | "nz" | "gb" | "uk" | "ie" | "jp" | "eura" | "eurb" | "plan" | "regional"));
+        words.retain(|w| {
+            !matches!(*w, "us" | "ca" | "au" | "nz" | "gb" | "uk" | "ie" | "jp" | "eura" | "eurb" | "plan" | "regional")
+        });
         let plan = match words.as_slice() {
             ["metered"] => CallingPlan::RegionalMetered,
             ["unlimited"] => CallingPlan::RegionalUnlimited,

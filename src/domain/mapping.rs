@@ -855,7 +855,8 @@ impl CompiledMapping {
             if !target.is_multi_valued() && (slot.matched || slot.invalid) {
                 continue;
             }
-            let mut values = values_named(attributes, &mapping.attribute).map(str::trim).filter(|value| !value.is_empty());
+            let mut values =
+                values_named(attributes, &mapping.attribute).map(str::trim).filter(|value| !value.is_empty());
             let mut take = |raw: &str, slot: &mut Hit<'_>| match parse_value(target, raw) {
                 Ok(value) => {
                     slot.matched = true;

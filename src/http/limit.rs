@@ -111,44 +111,6 @@ pub fn parse_trusted(values: &[String]) -> Result<Vec<IpNet>, AppError> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::test::TestRequest;
-
-    fn req(peer: &str, xff: Option<&str>) -> HttpRequest {
-        let mut r = TestRequest::default().peer_addr(format!("{peer}:4000").parse().unwrap());
-        if let Some(x) = xff {
-            r = r.insert_header(("X-Forwarded-For", x));
-        }
-        r.to_http_request()
-    }
-
-    #[test]
-    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
-        let l = PublicLimiter::new(1, 1, parse_trusted(&["10.0.0.0/8".into()]).unwrap());
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        assert_eq!(l.client_addr(&req("203.0.113.9", Some("1.2.3.4"))), ip("203.0.113.9"), "untrusted peer");
-        assert_eq!(l.client_addr(&req("10.1.1.1", Some("6.6.6.6, 198.51.100.7, 10.2.2.2"))), ip("198.51.100.7"));
-        assert_eq!(l.client_addr(&req("10.1.1.1", None)), ip("10.1.1.1"));
-        assert!(parse_trusted(&["nope".into()]).is_err());
-    }
-
-    #[test]
-    fn over_the_limit_is_refused_with_a_wait() {
-        let l = PublicLimiter::new(1, 2, Vec::new());
-        let r = req("192.0.2.1", None);
-        assert!(l.check(&r, "acs", "a").is_ok());
-        assert!(l.check(&r, "acs", "a").is_ok());
-        let e = l.check(&r, "acs", "a").unwrap_err();
-        assert!(matches!(e, AppError::RateLimited { retry_after_secs } if retry_after_secs >= 1));
-        // Another account has its own bucket; another client too.
-        assert!(l.check(&r, "acs", "b").is_ok());
-        assert!(l.check(&req("192.0.2.2", None), "acs", "a").is_ok());
-        assert!(PublicLimiter::new(0, 0, Vec::new()).check(&r, "acs", "a").is_ok(), "0 turns it off");
-    }
-}
-
 /// A request body stream that fails when no chunk arrives within `idle`.
 struct IdleBody {
     inner: actix_web::dev::Payload,
@@ -195,7 +157,8 @@ pub async fn body_idle_timeout<B: actix_web::body::MessageBody + 'static>(
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
     use actix_web::http::header;
     use actix_web::HttpMessage;
-    let has_body = req.headers().contains_key(header::CONTENT_LENGTH) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let has_body =
+        req.headers().contains_key(header::CONTENT_LENGTH) || req.headers().contains_key(header::TRANSFER_ENCODING);
     let idle = req
         .app_data::<actix_web::web::Data<crate::http::AppState>>()
         .map(|s| s.config.body_idle_timeout)
@@ -210,8 +173,9 @@ pub async fn body_idle_timeout<B: actix_web::body::MessageBody + 'static>(
         deadline: Box::pin(tokio::time::sleep(idle)),
         timed_out: timed_out.clone(),
     };
-    type Boxed =
-        std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>>>;
+    type Boxed = std::pin::Pin<
+        Box<dyn futures_core::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>>,
+    >;
     let stream: Boxed = Box::pin(body);
     req.set_payload(actix_web::dev::Payload::from(stream));
     let scim = req.path().starts_with("/scim/");
@@ -233,4 +197,42 @@ pub async fn body_idle_timeout<B: actix_web::body::MessageBody + 'static>(
     let mut response = error.error_response();
     response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
     Ok(actix_web::dev::ServiceResponse::new(request, response).map_into_right_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn req(peer: &str, xff: Option<&str>) -> HttpRequest {
+        let mut r = TestRequest::default().peer_addr(format!("{peer}:4000").parse().unwrap());
+        if let Some(x) = xff {
+            r = r.insert_header(("X-Forwarded-For", x));
+        }
+        r.to_http_request()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let l = PublicLimiter::new(1, 1, parse_trusted(&["10.0.0.0/8".into()]).unwrap());
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(l.client_addr(&req("203.0.113.9", Some("1.2.3.4"))), ip("203.0.113.9"), "untrusted peer");
+        assert_eq!(l.client_addr(&req("10.1.1.1", Some("6.6.6.6, 198.51.100.7, 10.2.2.2"))), ip("198.51.100.7"));
+        assert_eq!(l.client_addr(&req("10.1.1.1", None)), ip("10.1.1.1"));
+        assert!(parse_trusted(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn over_the_limit_is_refused_with_a_wait() {
+        let l = PublicLimiter::new(1, 2, Vec::new());
+        let r = req("192.0.2.1", None);
+        assert!(l.check(&r, "acs", "a").is_ok());
+        assert!(l.check(&r, "acs", "a").is_ok());
+        let e = l.check(&r, "acs", "a").unwrap_err();
+        assert!(matches!(e, AppError::RateLimited { retry_after_secs } if retry_after_secs >= 1));
+        // Another account has its own bucket; another client too.
+        assert!(l.check(&r, "acs", "b").is_ok());
+        assert!(l.check(&req("192.0.2.2", None), "acs", "a").is_ok());
+        assert!(PublicLimiter::new(0, 0, Vec::new()).check(&r, "acs", "a").is_ok(), "0 turns it off");
+    }
 }

@@ -271,11 +271,16 @@ fn upsert_user(
                 set_opt(&mut changes, "custom_role", &mut user.custom_role_id, Field::Set(r.id))
             }
             None if change.shortage == Shortage::Refuse => {
-                return Err(AppError::bad_request("unknown_role", format!("no custom role with the id or name {name:?}")))
+                return Err(AppError::bad_request(
+                    "unknown_role",
+                    format!("no custom role with the id or name {name:?}"),
+                ))
             }
-            None => {
-                issues.push(ProvisioningIssue::on(IssueCode::RoleNotFound, "role", format!("no custom role with the id or name {name:?}")))
-            }
+            None => issues.push(ProvisioningIssue::on(
+                IssueCode::RoleNotFound,
+                "role",
+                format!("no custom role with the id or name {name:?}"),
+            )),
         },
     }
 

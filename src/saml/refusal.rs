@@ -252,6 +252,15 @@ pub fn sanitize(value: &str) -> String {
     out
 }
 
+fn issuer_mismatch_message(element: &str, found: Option<&str>) -> String {
+    match found {
+        Some(issuer) => format!(
+            "the {element}'s Issuer is \"{issuer}\", which is not the IdP entity ID this account trusts (check the SSO configuration's idp_entity_id)"
+        ),
+        None => format!("the {element} has no Issuer"),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -291,14 +300,5 @@ mod tests {
         let cut = sanitize(&long);
         assert_eq!(cut.chars().count(), 121);
         assert!(cut.ends_with('…'));
-    }
-}
-
-fn issuer_mismatch_message(element: &str, found: Option<&str>) -> String {
-    match found {
-        Some(issuer) => format!(
-            "the {element}'s Issuer is \"{issuer}\", which is not the IdP entity ID this account trusts (check the SSO configuration's idp_entity_id)"
-        ),
-        None => format!("the {element} has no Issuer"),
     }
 }

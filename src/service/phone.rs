@@ -5,10 +5,10 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
+use super::batch::{BatchReport, ImportStopped};
 use crate::domain::catalog::Product;
 use crate::domain::phone::{did_capacity, normalize_e164, DidAllowance, ExtensionPlan, PhoneLicensing, SiteCode};
 use crate::domain::phone_csv::{self, ImportMode, PhoneCsvReader, PhoneCsvRow};
-use super::batch::{BatchReport, ImportStopped};
 use crate::domain::users::RowError;
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;

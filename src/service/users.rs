@@ -7,6 +7,7 @@ use std::io::Read;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
+use super::batch::{BatchReport, ImportStopped};
 use crate::clock::to_utc;
 use crate::domain::catalog::{AddOn, UserTier};
 use crate::domain::users::{
@@ -18,7 +19,6 @@ use crate::provisioning::{
 };
 use crate::store::models::{UserPhoneRow, UserRow};
 use crate::store::{self, Db, DbConn};
-use super::batch::{BatchReport, ImportStopped};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PhoneView {

@@ -43,8 +43,12 @@ fn readme_style_rules_fire_for_scim_pushes_and_unknown_targets_are_refused() {
     let (s, v) = app.call("PUT", "/api/v1/mapping", Some(&t), Some(rules));
     assert_eq!(s, 200, "{v}");
     // A SCIM user: not a contractor, so an Employee.
-    let (s, u) =
-        app.call("POST", "/scim/v2/Users", Some(&scim), Some(json!({ "schemas": [USER], "userName": "ann@rules.test" })));
+    let (s, u) = app.call(
+        "POST",
+        "/scim/v2/Users",
+        Some(&scim),
+        Some(json!({ "schemas": [USER], "userName": "ann@rules.test" })),
+    );
     assert_eq!(s, 201, "{u}");
     let names = |u: &Value| {
         let mut n: Vec<String> =
@@ -134,7 +138,8 @@ fn cli_links_use_the_public_url_serve_runs_under() {
 fn zoom_calling_plan_names_are_accepted_by_the_cli() {
     let app = TestApp::spawn();
     let a = app.account("Plans", "owner@plans.test", false);
-    let (code, v, err) = cli(&app, &["licenses", "set", "--account", &a, "--product", "US/CA Metered", "--quantity", "3"]);
+    let (code, v, err) =
+        cli(&app, &["licenses", "set", "--account", &a, "--product", "US/CA Metered", "--quantity", "3"]);
     assert_eq!(code, 0, "{err} {v}");
     let (code, v, err) = cli(&app, &["licenses", "summary", "--account", &a]);
     assert_eq!(code, 0, "{err}");
@@ -162,18 +167,16 @@ fn messages_help_and_never_leak_internals() {
     let (s, v) = app.call("GET", "/api/v1/no-such-thing", Some(&t), None);
     assert_eq!(s, 404, "{v}");
     // A custom role is assigned by its id (as responses show it) or its name.
-    let (s, role) = app.call(
-        "POST",
-        "/api/v1/roles",
-        Some(&t),
-        Some(json!({ "name": "Helpdesk", "permissions": ["users:view"] })),
-    );
+    let (s, role) =
+        app.call("POST", "/api/v1/roles", Some(&t), Some(json!({ "name": "Helpdesk", "permissions": ["users:view"] })));
     assert_eq!(s, 201, "{role}");
     let role_id = role["id"].as_str().unwrap();
-    let (s, u) = app.call("POST", "/api/v1/users", Some(&t), Some(json!({ "email": "r@msg.test", "custom_role": role_id })));
+    let (s, u) =
+        app.call("POST", "/api/v1/users", Some(&t), Some(json!({ "email": "r@msg.test", "custom_role": role_id })));
     assert_eq!(s, 201, "{u}");
     assert_eq!(u["custom_role_id"], role_id, "{u}");
-    let (s, v) = app.call("POST", "/api/v1/users", Some(&t), Some(json!({ "email": "q@msg.test", "custom_role": "Nope" })));
+    let (s, v) =
+        app.call("POST", "/api/v1/users", Some(&t), Some(json!({ "email": "q@msg.test", "custom_role": "Nope" })));
     assert_eq!(s, 400, "{v}");
     bodies.push(v);
     // Uniqueness conflicts, over SCIM and the admin API.
@@ -198,8 +201,7 @@ fn messages_help_and_never_leak_internals() {
     assert!(v["error"]["message"].as_str().unwrap().contains("already accepted"), "{v}");
     bodies.push(v);
     // Phone not enabled: advice that fits every interface.
-    let (s, v) =
-        app.call("POST", "/api/v1/phone/sites", Some(&t), Some(json!({ "name": "London", "code": "2" })));
+    let (s, v) = app.call("POST", "/api/v1/phone/sites", Some(&t), Some(json!({ "name": "London", "code": "2" })));
     assert_eq!(s, 409, "{v}");
     bodies.push(v);
     for b in &bodies {

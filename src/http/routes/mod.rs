@@ -152,12 +152,7 @@ pub fn methods_for(path: &str) -> Vec<&'static str> {
         .iter()
         .flat_map(|t| t.iter())
         .filter(|r| fits(r.path, path))
-        .chain(
-            ACCOUNT_SCOPED
-                .iter()
-                .flat_map(|t| t.iter())
-                .filter(|r| relative.iter().any(|rel| fits(r.path, rel))),
-        )
+        .chain(ACCOUNT_SCOPED.iter().flat_map(|t| t.iter()).filter(|r| relative.iter().any(|rel| fits(r.path, rel))))
         .map(|r| r.method)
         .collect();
     methods.sort_unstable();

@@ -70,12 +70,12 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, AppE
     let methods = super::methods_for(req.path());
     if !methods.is_empty() && !methods.contains(&req.method().as_str()) {
         let allow = methods.join(", ");
-        return Ok(HttpResponse::MethodNotAllowed().insert_header((actix_web::http::header::ALLOW, allow.clone())).json(
-            crate::http::error::ErrorBody::new(
+        return Ok(HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allow.clone()))
+            .json(crate::http::error::ErrorBody::new(
                 "method_not_allowed",
                 format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
-            ),
-        ));
+            )));
     }
     Err(AppError::not_found("route"))
 }
