@@ -968,6 +968,7 @@ fn unauthenticated_endpoints_are_rate_limited_per_account_and_client() {
         client.get(app.url(&format!("/saml/{account}/login"))).header("Accept", "application/json").send().unwrap()
     };
     let mut limited = None;
+    let started = std::time::Instant::now();
     for _ in 0..(provisor::config::DEFAULT_PUBLIC_BURST + 50) {
         let r = login(&a.account);
         if r.status().as_u16() == 429 {
@@ -977,6 +978,8 @@ fn unauthenticated_endpoints_are_rate_limited_per_account_and_client() {
         assert!(r.status().is_redirection(), "{}", r.status());
     }
     let r = limited.expect("the burst ran out");
+    // The bucket refills at the rate while the burst is being spent (slowly, on a busy machine).
+    let refilled = started.elapsed().as_secs_f64().ceil() as i64 * i64::from(provisor::config::DEFAULT_PUBLIC_RATE);
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry >= 1);
     let body: Value = r.json().unwrap();
@@ -993,7 +996,7 @@ fn unauthenticated_endpoints_are_rate_limited_per_account_and_client() {
                 .map_err(provisor::error::AppError::from)
         })
         .unwrap();
-    assert!(rows <= i64::from(provisor::config::DEFAULT_PUBLIC_BURST) + 10, "{rows} request rows");
+    assert!(rows <= i64::from(provisor::config::DEFAULT_PUBLIC_BURST) + refilled + 10, "{rows} request rows");
     // Another account's bucket is its own.
     let b = configure(&app, IdpShape::Okta, json!({}));
     assert!(login(&b.account).status().is_redirection());
