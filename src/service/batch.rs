@@ -160,6 +160,38 @@ pub fn apply_in_batches<T, E, R: BatchReport>(
     read
 }
 
+/// Feeds `items` to `apply` on one connection, inside the caller's transaction: what a dry
+/// run uses, so that every row sees what the rows before it did (seats, extensions, numbers),
+/// exactly as in the import, and the caller rolls everything back at the end.
+pub fn apply_all<T, E, R: BatchReport>(
+    conn: &mut DbConn,
+    items: impl IntoIterator<Item = Result<T, E>>,
+    report: &mut R,
+    mut on_invalid: impl FnMut(&mut R, E),
+    mut apply: impl FnMut(&mut DbConn, &mut R, &[T]) -> AppResult<()>,
+    mut progress: impl FnMut(u64),
+) -> AppResult<u64> {
+    let mut batch: Vec<T> = Vec::with_capacity(FIRST_BATCH);
+    let mut read = 0u64;
+    for item in items {
+        read += 1;
+        match item {
+            Ok(row) => batch.push(row),
+            Err(e) => on_invalid(report, e),
+        }
+        if batch.len() >= FIRST_BATCH {
+            apply(conn, report, &batch)?;
+            batch.clear();
+            progress(read);
+        }
+    }
+    if !batch.is_empty() {
+        apply(conn, report, &batch)?;
+    }
+    progress(read);
+    Ok(read)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -375,28 +375,41 @@ pub fn import_csv<R: Read>(
         }
     };
     report.ignored_columns = reader.ignored_columns().to_vec();
-    report.rows = super::batch::apply_in_batches(
-        db,
-        reader,
-        &mut report,
-        |report, errors| report.failed.extend(errors),
-        |c, report, rows| {
-            let env = env_at();
-            let mut apply = |c: &mut DbConn| {
-                for row in rows {
-                    import_row(c, &env, account, actor, row, mode, report);
-                }
-                Ok(())
-            };
-            if dry_run {
-                store::in_rolled_back_savepoint(c, apply)
-            } else {
-                apply(c)
-            }
-        },
-        |row| row.line,
-        &mut progress,
-    );
+    let apply_rows = |c: &mut DbConn, report: &mut PhoneImportReport, rows: &[PhoneCsvRow]| {
+        let env = env_at();
+        for row in rows {
+            import_row(c, &env, account, actor, row, mode, report);
+        }
+        Ok(())
+    };
+    if dry_run {
+        // One transaction for the whole file, rolled back: every row sees what the rows
+        // before it would have done, so the report is the import's, exactly.
+        let mut part = PhoneImportReport::default();
+        report.rows = db.write_blocking(|c| {
+            store::in_rolled_back_savepoint(c, |c| {
+                super::batch::apply_all(
+                    c,
+                    reader,
+                    &mut part,
+                    |r, errors| r.failed.extend(errors),
+                    apply_rows,
+                    &mut progress,
+                )
+            })
+        })?;
+        report.absorb(part);
+    } else {
+        report.rows = super::batch::apply_in_batches(
+            db,
+            reader,
+            &mut report,
+            |report, errors| report.failed.extend(errors),
+            apply_rows,
+            |row| row.line,
+            &mut progress,
+        );
+    }
     report.failed.sort_by_key(|e| e.line);
     Ok(report)
 }

@@ -409,6 +409,14 @@ fn phone_csv_merge_replace_and_dry_run() {
     // Replace: the row is the whole profile; the number and calling plan go.
     let r = import(&app, &t, partial, "?mode=replace");
     assert!(r["failed"].as_array().unwrap().is_empty(), "{r}");
+    // The real run reports what it removed, as its dry run did.
+    let done: Vec<String> = r["changes"][0]["changes"]
+        .as_array()
+        .expect("the replace reports its changes")
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(done, changes, "the import reports what its dry run said: {r}");
     let u = amy(&app);
     assert!(u["phone"].is_null() || u["phone"]["number"].is_null(), "replace removes the number: {u}");
     let (_, summary) = app.get("/api/v1/licenses", &t);
@@ -518,4 +526,46 @@ fn a_removal_records_what_it_released() {
         audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "user.deleted").expect("entry").clone();
     let text = entry.to_string();
     assert!(text.contains("pro") && text.contains("+14155550142") && text.contains("extension"), "{entry}");
+}
+
+/// A dry run sees what earlier rows of the same file consume, across batches: the row that
+/// finds no calling-plan seat left in the real import is reported so by its dry run too.
+#[test]
+fn a_dry_run_sees_seats_used_by_earlier_rows_of_the_file() {
+    const ROWS: usize = 300;
+    let app = TestApp::spawn();
+    let (a, t) = phone_account(&app, "Dry");
+    app.purchase(&a, "regional_metered", (ROWS - 1) as i64);
+    let mut csv = String::from("Email,Calling Plan\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("p{i}@dry.test,US/CA Metered\n"));
+    }
+    let short = |r: &Value| -> Vec<u64> {
+        r["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["issues"].as_array().unwrap().iter().any(|i| i["code"] == "no_seat_left"))
+            .map(|c| c["line"].as_u64().unwrap())
+            .collect()
+    };
+    let dry = import(&app, &t, &csv, "?dry_run=true");
+    let real = import(&app, &t, &csv, "");
+    assert_eq!(short(&real), vec![ROWS as u64 + 1], "the last row finds no seat");
+    assert_eq!(short(&dry), short(&real), "the dry run said the same");
+    // And no extension twice.
+    let extensions = |r: &Value| -> Vec<String> {
+        let mut e: Vec<String> = r["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["changes"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()))
+            .filter(|x| x.contains("phone.extension"))
+            .collect();
+        e.sort();
+        e
+    };
+    let (d, r) = (extensions(&dry), extensions(&real));
+    assert!(d.len() >= ROWS - 1, "{}", d.len());
+    assert!(d == r, "the dry run assigns the extensions the import does");
 }
