@@ -17,19 +17,7 @@ pub fn record(
     target: Option<&str>,
     detail: serde_json::Value,
 ) -> AppResult<()> {
-    store::audit::record(
-        conn,
-        &NewAudit {
-            account_id: Some(account.to_owned()),
-            actor: actor.label.clone(),
-            source: source.as_str().to_owned(),
-            action: action.to_owned(),
-            target: target.map(str::to_owned),
-            detail: detail.to_string(),
-            created_at: env.now,
-        },
-    )?;
-    Ok(())
+    write(conn, env, Some(account), actor, source, action, target, detail)
 }
 
 /// An audit entry about the platform itself (no account), e.g. an operator token issued.
@@ -42,10 +30,24 @@ pub fn record_platform(
     target: Option<&str>,
     detail: serde_json::Value,
 ) -> AppResult<()> {
+    write(conn, env, None, actor, source, action, target, detail)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    conn: &mut DbConn,
+    env: &Env,
+    account: Option<&str>,
+    actor: &Actor,
+    source: Source,
+    action: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) -> AppResult<()> {
     store::audit::record(
         conn,
         &NewAudit {
-            account_id: None,
+            account_id: account.map(str::to_owned),
             actor: actor.label.clone(),
             source: source.as_str().to_owned(),
             action: action.to_owned(),

@@ -167,15 +167,22 @@ pub fn ensure_operator(conn: &mut DbConn, env: &Env, given: Option<&str>) -> App
         }
         None => new_secret("pvs_"),
     };
+    insert_operator(conn, env, &token, "bootstrap")?;
+    Ok(Some(token))
+}
+
+/// Stores a platform operator token; returns its id.
+fn insert_operator(conn: &mut DbConn, env: &Env, token: &str, label: &str) -> AppResult<String> {
+    let id = crate::secrets::new_id();
     store::tokens::insert(
         conn,
         &TokenRow {
-            id: crate::secrets::new_id(),
+            id: id.clone(),
             account_id: None,
             user_id: None,
             scope: "operator".into(),
-            token_hash: hash_secret(&token),
-            label: Some("bootstrap".into()),
+            token_hash: hash_secret(token),
+            label: Some(label.to_owned()),
             created_at: env.now,
             revoked_at: None,
             granted_from: None,
@@ -183,7 +190,7 @@ pub fn ensure_operator(conn: &mut DbConn, env: &Env, given: Option<&str>) -> App
             last_used_at: None,
         },
     )?;
-    Ok(Some(token))
+    Ok(id)
 }
 
 /// Issues another platform operator token (recovery when the first one is lost: only whoever
@@ -196,23 +203,7 @@ pub fn create_operator(
     label: Option<String>,
 ) -> AppResult<(String, String)> {
     let token = new_secret("pvs_");
-    let id = crate::secrets::new_id();
-    store::tokens::insert(
-        conn,
-        &TokenRow {
-            id: id.clone(),
-            account_id: None,
-            user_id: None,
-            scope: "operator".into(),
-            token_hash: hash_secret(&token),
-            label: Some(label.unwrap_or_else(|| "operator (cli)".into())),
-            created_at: env.now,
-            revoked_at: None,
-            granted_from: None,
-            expires_at: None,
-            last_used_at: None,
-        },
-    )?;
+    let id = insert_operator(conn, env, &token, label.as_deref().unwrap_or("operator (cli)"))?;
     crate::provisioning::audit::record_platform(
         conn,
         env,

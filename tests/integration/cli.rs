@@ -198,3 +198,32 @@ fn a_stopped_import_reports_what_it_applied_and_a_rerun_completes_it() {
     assert!(v.get("stopped").is_none(), "{v}");
     assert_eq!(stored(&app), ROWS as u64 + 1);
 }
+
+/// A lost operator token is replaced from the CLI; the new one works and is audited.
+#[test]
+fn a_new_operator_token_can_be_issued_from_the_cli() {
+    let app = TestApp::spawn();
+    let (code, v, err) = cli(&app, &["token", "create", "--operator", "--label", "recovery"]);
+    assert_eq!(code, 0, "{err}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(v["scope"], "operator");
+    let (s, accounts) = app.call("GET", "/api/v1/accounts", Some(&token), None);
+    assert_eq!(s, 200, "{accounts}");
+    let logged = app
+        .state
+        .db
+        .read_blocking(|c| {
+            use diesel::prelude::*;
+            use provisor::store::schema::audit_log as al;
+            al::table
+                .filter(al::action.eq("operator_token.created"))
+                .count()
+                .get_result::<i64>(c)
+                .map_err(provisor::error::AppError::from)
+        })
+        .unwrap();
+    assert_eq!(logged, 1);
+    // Without --operator, an account and a scope are required.
+    let (code, _, err) = cli(&app, &["token", "create"]);
+    assert_ne!(code, 0, "{err}");
+}
