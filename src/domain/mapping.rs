@@ -572,12 +572,13 @@ impl CompiledCondition {
 const GROUP_ATTRIBUTE_NAMES: [&str; 3] =
     ["groups", "memberOf", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"];
 
+/// Is `name` one of the names of the group attribute?
+pub fn is_group_attribute(name: &str) -> bool {
+    GROUP_ATTRIBUTE_NAMES.iter().any(|g| g.eq_ignore_ascii_case(name))
+}
+
 fn same_attribute(key: &str, name: &str) -> bool {
-    if key.eq_ignore_ascii_case(name) {
-        return true;
-    }
-    let is_group = |n: &str| GROUP_ATTRIBUTE_NAMES.iter().any(|g| g.eq_ignore_ascii_case(n));
-    is_group(name) && is_group(key)
+    key.eq_ignore_ascii_case(name) || (is_group_attribute(name) && is_group_attribute(key))
 }
 
 /// Every value of every attribute whose name equals `name` ignoring ASCII case: what a

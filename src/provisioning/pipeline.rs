@@ -47,6 +47,21 @@ pub struct Applied {
 }
 
 pub fn run(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Applied> {
+    // What the rules read, kept so they can run again when only the groups change.
+    let read_by_rules = (change.apply_mapping
+        && !change.attributes.is_empty()
+        && !matches!(change.operation, Operation::Delete { .. }))
+    .then(|| serde_json::to_string(&change.attributes))
+    .transpose()
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    let applied = run_change(conn, env, change)?;
+    if let (Some(json), Some(user)) = (read_by_rules, applied.user.as_ref()) {
+        store::users::put_attributes(conn, &user.id, &json, env.now)?;
+    }
+    Ok(applied)
+}
+
+fn run_change(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Applied> {
     crate::fault::touched("user");
     let account = store::accounts::find(conn, &change.account_id)?.ok_or(AppError::not_found("account"))?;
     match change.operation.clone() {

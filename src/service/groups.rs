@@ -140,6 +140,7 @@ pub fn create(
     record(conn, env, by, &row, "group.created", serde_json::json!({ "name": row.display_name }))?;
     if !members.is_empty() {
         let changed = add_members(conn, env, by, &row, members)?;
+        rerun_rules(conn, env, by, &row.account_id, &changed.added)?;
         if changed.any() {
             record_members(conn, env, by, &row, &changed)?;
         }
@@ -312,6 +313,7 @@ pub fn update(
         touched.extend(store::groups::member_ids(conn, &next.id)?);
     }
     store::users::touch(conn, &touched, env.now)?;
+    rerun_rules(conn, env, by, &next.account_id, &touched)?;
     if fields_changed {
         let detail = if from == next.display_name {
             serde_json::json!({ "name": next.display_name })
@@ -324,4 +326,35 @@ pub fn update(
         record_members(conn, env, by, &next, &changed)?;
     }
     Ok((next, changed))
+}
+
+/// Runs the account's mapping rules again for users whose groups changed (an IdP that only
+/// moves someone between groups sends no user push), over the attributes the rules read
+/// last time with the user's current groups. Users the rules never saw (created by hand)
+/// are left alone: rules over no attributes would apply their `when_no_match` defaults.
+fn rerun_rules(conn: &mut DbConn, env: &Env, by: By<'_>, account: &str, users: &[String]) -> AppResult<()> {
+    use crate::provisioning::{IdentityChange, Operation, Shortage};
+    if users.is_empty() || env.mappings.get(conn, account)?.is_none() {
+        return Ok(());
+    }
+    for uid in users {
+        let Some(text) = store::users::attributes(conn, uid)? else { continue };
+        let Ok(mut attributes) = serde_json::from_str::<crate::domain::mapping::Attributes>(&text) else { continue };
+        attributes.retain(|k, _| !crate::domain::mapping::is_group_attribute(k));
+        let groups: Vec<String> = store::groups::groups_of_user(conn, uid)?.into_iter().map(|(_, n)| n).collect();
+        attributes.insert("groups".into(), groups);
+        let op = Operation::Update { user_id: uid.clone(), expected_version: None };
+        let mut change = IdentityChange::new(account, by.source, by.actor.clone(), op);
+        change.attributes = attributes;
+        change.apply_mapping = true;
+        change.shortage = Shortage::Report;
+        match provisioning::run(conn, env, change) {
+            // A user placed in a sub account is not this account's to re-run.
+            Err(AppError::NotFound { .. }) => continue,
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -182,6 +182,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    user_attributes (user_id) {
+        user_id -> Text,
+        attributes -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     platform_settings (key) {
         key -> Text,
         value -> Text,
@@ -317,6 +325,7 @@ diesel::joinable!(user_phones -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     platform_settings,
+    user_attributes,
     domain_claims,
     license_pools,
     roles,

@@ -324,3 +324,23 @@ pub fn touch(conn: &mut DbConn, ids: &[String], now: NaiveDateTime) -> QueryResu
     }
     Ok(())
 }
+
+/// Stores the attributes (JSON) the rules last read for the user.
+pub fn put_attributes(conn: &mut DbConn, user: &str, json: &str, now: chrono::NaiveDateTime) -> QueryResult<()> {
+    use super::schema::user_attributes as ua;
+    crate::with_backend!(conn, |c| {
+        diesel::insert_into(ua::table)
+            .values((ua::user_id.eq(user), ua::attributes.eq(json), ua::updated_at.eq(now)))
+            .on_conflict(ua::user_id)
+            .do_update()
+            .set((ua::attributes.eq(json), ua::updated_at.eq(now)))
+            .execute(c)
+            .map(|_| ())
+    })
+}
+
+/// The attributes (JSON) the rules last read for the user, if any.
+pub fn attributes(conn: &mut DbConn, user: &str) -> QueryResult<Option<String>> {
+    use super::schema::user_attributes as ua;
+    crate::with_backend!(conn, |c| { ua::table.find(user).select(ua::attributes).first(c).optional() })
+}

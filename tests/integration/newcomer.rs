@@ -71,15 +71,21 @@ fn readme_style_rules_fire_for_scim_pushes_and_unknown_targets_are_refused() {
                      "Operations": [ { "op": "add", "path": "members", "value": [ { "value": id } ] } ] })),
     );
     assert!(s == 200 || s == 204, "{v}");
-    let (s, u) = app.call(
-        "PATCH",
-        &format!("/scim/v2/Users/{id}"),
-        Some(&scim),
-        Some(json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                     "Operations": [ { "op": "replace", "path": "displayName", "value": "Ann" } ] })),
-    );
+    // The group change alone runs her rules again: no user push needed.
+    let (s, u) = app.call("GET", &format!("/scim/v2/Users/{id}"), Some(&scim), None);
     assert_eq!(s, 200, "{u}");
     assert_eq!(names(&u), ["Crew", "Crew Members", "Employees"], "{u}");
+    // And leaving Crew takes the rule's group away again.
+    let (s, v) = app.call(
+        "PATCH",
+        &format!("/scim/v2/Groups/{crew}"),
+        Some(&scim),
+        Some(json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [ { "op": "remove", "path": format!("members[value eq \"{id}\"]") } ] })),
+    );
+    assert!(s == 200 || s == 204, "{v}");
+    let (_, u) = app.call("GET", &format!("/scim/v2/Users/{id}"), Some(&scim), None);
+    assert_eq!(names(&u), ["Employees"], "{u}");
 }
 
 #[test]
