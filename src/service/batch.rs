@@ -20,8 +20,12 @@ use crate::store::{Backend, Db, DbConn};
 /// the rows that took effect.
 pub trait BatchReport: Default {
     fn absorb(&mut self, part: Self);
+    /// Where the report records that the import stopped.
+    fn stopped_mut(&mut self) -> &mut Option<ImportStopped>;
     /// The import stopped at a batch that could not be applied.
-    fn stop(&mut self, stopped: ImportStopped);
+    fn stop(&mut self, stopped: ImportStopped) {
+        *self.stopped_mut() = Some(stopped);
+    }
 }
 
 /// Why and where an import stopped before the end of its file. Every row before

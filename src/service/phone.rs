@@ -257,8 +257,8 @@ impl BatchReport for PhoneImportReport {
         self.changes.extend(part.changes.into_iter().take(room));
     }
 
-    fn stop(&mut self, stopped: ImportStopped) {
-        self.stopped = Some(stopped);
+    fn stopped_mut(&mut self) -> &mut Option<ImportStopped> {
+        &mut self.stopped
     }
 }
 

@@ -405,8 +405,8 @@ impl BatchReport for ImportReport {
         self.issues.extend(part.issues);
     }
 
-    fn stop(&mut self, stopped: ImportStopped) {
-        self.stopped = Some(stopped);
+    fn stopped_mut(&mut self) -> &mut Option<ImportStopped> {
+        &mut self.stopped
     }
 }
 

@@ -106,16 +106,8 @@ fn csv_import_keeps_good_rows_and_reports_bad_ones() {
                carl@a.test,Carl,,Support,Nope\n\
                ,Dee,,,\n\
                owner@a.test,The,Owner,Board,\n";
-    let resp = app
-        .client
-        .post(app.url("/api/v1/users/import"))
-        .bearer_auth(&t)
-        .header("Content-Type", "text/csv")
-        .body(csv)
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let report: serde_json::Value = resp.json().unwrap();
+    let (status, report) = import_users(&app, &t, csv.to_owned());
+    assert_eq!(status, 200);
     assert_eq!(report["rows"], 5, "{report}");
     assert_eq!(report["created"], 2, "{report}");
     assert_eq!(report["updated"], 1, "the owner's row updates the owner: {report}");
@@ -256,17 +248,7 @@ fn concurrent_imports_both_complete() {
             for i in 0..ROWS {
                 csv.push_str(&format!("l{lane}-{i}@bulk.test,N{i}\n"));
             }
-            let resp = app
-                .client
-                .post(app.url("/api/v1/users/import"))
-                .bearer_auth(&t)
-                .header("Content-Type", "text/csv")
-                .body(csv)
-                .timeout(std::time::Duration::from_secs(300))
-                .send()
-                .unwrap();
-            let status = resp.status().as_u16();
-            (status, resp.json::<serde_json::Value>().unwrap_or_default())
+            import_users(&app, &t, csv)
         })
     };
     let (one, two) = (import(1), import(2));
@@ -301,4 +283,19 @@ fn concurrent_imports_both_complete() {
         .unwrap();
     // 2 × ROWS imported, 50 from SCIM, the owner.
     assert_eq!(counted, (2 * ROWS + 50 + 1) as i64);
+}
+
+/// POSTs a user CSV to the import; the status and the report.
+fn import_users(app: &TestApp, token: &str, csv: String) -> (u16, serde_json::Value) {
+    let resp = app
+        .client
+        .post(app.url("/api/v1/users/import"))
+        .bearer_auth(token)
+        .header("Content-Type", "text/csv")
+        .body(csv)
+        .timeout(std::time::Duration::from_secs(300))
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json::<serde_json::Value>().unwrap_or_default())
 }
