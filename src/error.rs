@@ -17,6 +17,9 @@ pub enum AppError {
     /// No or unknown credentials (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// A delegated token whose relationship or delegate has ended (401 `delegation_ended`).
+    #[error("{0}")]
+    DelegationEnded(String),
     /// Authenticated, but not allowed (403): `missing_permission`, `not_held`,
     /// `owner_only`, `owner_protected`, or plain `forbidden`.
     #[error("{message}")]
@@ -111,6 +114,7 @@ impl AppError {
             | AppError::Forbidden { code, .. }
             | AppError::NotFoundBecause { code, .. } => code,
             AppError::Unauthorized(_) => "unauthorized",
+            AppError::DelegationEnded(_) => "delegation_ended",
             AppError::NotFound { .. } => "not_found",
             AppError::PreconditionFailed(_) => "precondition_failed",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -127,6 +131,14 @@ impl AppError {
             AppError::Internal(_) => "internal error; the server log has the details".into(),
             other => other.to_string(),
         }
+    }
+}
+
+/// Serialising our own values (views, stored lists) cannot fail on bad input; a failure
+/// is a bug.
+impl From<serde_json::Error> for AppError {
+    fn from(e: serde_json::Error) -> AppError {
+        AppError::Internal(format!("serialising a value: {e}"))
     }
 }
 

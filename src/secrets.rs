@@ -22,6 +22,13 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// A one-time code of `digits` decimal digits, uniform from the OS generator.
+pub fn new_numeric_code(digits: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..digits).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
+}
+
 /// A new record id: a UUIDv7, time-ordered, so inserts land at the right edge of the
 /// primary-key B-tree instead of at random pages (ids stay opaque to clients).
 pub fn new_id() -> String {

@@ -4,6 +4,7 @@
 //! services layer, never HTTP.
 
 mod account;
+mod delegation;
 mod licenses;
 mod mapping;
 mod phone;
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 pub use self::account::{AccountCmd, SettingsCmd};
+pub use self::delegation::{DelegateCmd, RelationshipCmd};
 pub use self::licenses::LicensesCmd;
 pub use self::mapping::MappingCmd;
 pub use self::phone::{NumbersCmd, PhoneCmd, SiteCmd};
@@ -89,6 +91,12 @@ pub enum Command {
     /// SAML single sign-on configuration.
     #[command(subcommand)]
     Sso(SsoCmd),
+    /// Partner relationships (delegated administration).
+    #[command(subcommand)]
+    Relationship(RelationshipCmd),
+    /// Delegates of a partner relationship.
+    #[command(subcommand)]
+    Delegate(DelegateCmd),
     /// Sign a SAML response with the TEST-ONLY keys in idp-fixtures/ (to try SSO locally
     /// with curl; those keys are public, never trust them in production).
     TestIdp(test_idp::TestIdpArgs),
@@ -202,6 +210,8 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
         Command::Mapping(cmd) => mapping::run(url, cmd),
         Command::Phone(cmd) => phone::run(url, cmd),
         Command::Sso(cmd) => sso::run(url, cmd),
+        Command::Relationship(cmd) => delegation::run_relationship(url, cmd),
+        Command::Delegate(cmd) => delegation::run_delegate(url, cmd),
         Command::TestIdp(args) => test_idp::run(&args),
     }
 }

@@ -15,13 +15,13 @@ pub enum TokenCmd {
     Create {
         #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
         account: Option<String>,
-        /// admin or scim.
+        /// admin, scim or user (a member's personal token: only their own rights).
         #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
         scope: Option<String>,
         /// A platform operator token instead of an account's.
         #[arg(long)]
         operator: bool,
-        /// Admin tokens act as this user (default: the owner).
+        /// Admin and user tokens act as this user, by e-mail (admin default: the owner).
         #[arg(long)]
         user: Option<String>,
         #[arg(long)]

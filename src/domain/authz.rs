@@ -297,6 +297,10 @@ pub enum Standing {
     IdentityProvider,
     /// The server itself or a local operator at the CLI (database access is all access).
     System,
+    /// A partner's delegate acting in a customer account under a relationship: holds the
+    /// relationship's permissions (never token, role or relationship edit rights), never
+    /// manages admins or the owner.
+    Delegate,
 }
 
 impl Standing {

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod authz;
 pub mod catalog;
+pub mod delegation;
 pub mod field;
 pub mod issue;
 pub mod licenses;

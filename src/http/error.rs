@@ -40,7 +40,7 @@ impl ErrorBody {
 pub fn status_of(e: &AppError) -> StatusCode {
     match e {
         AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-        AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        AppError::Unauthorized(_) | AppError::DelegationEnded(_) => StatusCode::UNAUTHORIZED,
         AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
         AppError::NotFound { .. } | AppError::NotFoundBecause { .. } => StatusCode::NOT_FOUND,
         AppError::Conflict { .. } | AppError::Taken { .. } => StatusCode::CONFLICT,
@@ -69,7 +69,7 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         log_internal(self);
         let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self, AppError::Unauthorized(_)) {
+        if matches!(self, AppError::Unauthorized(_) | AppError::DelegationEnded(_)) {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
         }
         if let AppError::RateLimited { retry_after_secs } = self {

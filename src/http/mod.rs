@@ -89,6 +89,28 @@ pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<ac
 /// Periodic housekeeping while the server runs: expired invitations (and, with SAML, the
 /// replay cache and stale requests). Every process may run it; the work is idempotent.
 pub fn spawn_maintenance(state: Arc<AppState>) {
+    let sweeper = state.clone();
+    actix_web::rt::spawn(async move {
+        // Relationship expiry, extension and warnings: access already ends at the instant
+        // (computed per request); this writes it down and sends the mails.
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let env = sweeper.env();
+            match sweeper.db.write(move |c| crate::service::delegation::sweep(c, &env)).await {
+                Ok((report, revoked)) => {
+                    for h in &revoked {
+                        sweeper.tokens.forget_hash(h);
+                    }
+                    if report != Default::default() {
+                        sweeper.authorization_changed();
+                        tracing::info!(?report, "relationships swept");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "relationship sweep failed"),
+            }
+        }
+    });
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(3600));
         loop {

@@ -45,6 +45,24 @@ use super::routes;
         routes::licenses::summary,
         routes::licenses::purchase,
         routes::licenses::delegate,
+        routes::relationships::create,
+        routes::relationships::list,
+        routes::relationships::invite,
+        routes::relationships::get,
+        routes::relationships::update,
+        routes::relationships::delete,
+        routes::relationships::approve,
+        routes::relationships::decline,
+        routes::relationships::terminate,
+        routes::relationships::accept,
+        routes::relationships::add_delegate,
+        routes::relationships::list_delegates,
+        routes::relationships::remove_delegate,
+        routes::relationships::delegations,
+        routes::relationships::accept_all,
+        routes::relationships::accept_delegation,
+        routes::relationships::send_code,
+        routes::relationships::open_session,
         routes::tokens::create,
         routes::tokens::list,
         routes::tokens::revoke,
@@ -120,6 +138,9 @@ fn annotate_requirements(doc: &mut Doc) {
                 Some(routes::Need::Perm(p)) => format!("Requires the `{p}` permission."),
                 Some(routes::Need::Operator) => "Requires the platform operator token.".to_owned(),
                 Some(routes::Need::OwnSelf) => "Self: any token that names a user; acts on that user only.".to_owned(),
+                Some(routes::Need::SelfServiceOr(p)) => {
+                    format!("Requires the `{p}` permission, except for a `user` token made for oneself.")
+                }
                 Some(routes::Need::Public) => {
                     op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::default()]);
                     "Public: no bearer token.".to_owned()

@@ -42,8 +42,18 @@ fn write(
     source: Source,
     action: &str,
     target: Option<&str>,
-    detail: serde_json::Value,
+    mut detail: serde_json::Value,
 ) -> AppResult<()> {
+    if let Some(d) = &actor.delegated {
+        // Every entry a delegate causes names the relationship, partner and permission.
+        let stamp = serde_json::to_value(d.as_ref()).unwrap_or_default();
+        match detail.as_object_mut() {
+            Some(m) => {
+                m.insert("delegation".into(), stamp);
+            }
+            None => detail = serde_json::json!({ "value": detail, "delegation": stamp }),
+        }
+    }
     store::audit::record(
         conn,
         &NewAudit {

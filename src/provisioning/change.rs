@@ -50,6 +50,21 @@ pub struct Actor {
     pub from_account: Option<String>,
     /// The channel the actor came through, for the audit log (`api`, `cli`, `scim`, `saml`).
     pub via: Source,
+    /// For a partner's delegate: the relationship they act under (every audit entry they
+    /// cause carries it).
+    pub delegated: Option<Box<DelegatedBy>>,
+}
+
+/// What the customer's audit log records of a delegated action.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DelegatedBy {
+    pub relationship_id: String,
+    pub partner_account_id: String,
+    pub partner: String,
+    /// The partner user's id, or their stable pseudonym when the relationship is undisclosed.
+    pub delegate: String,
+    /// The catalogue permission the route needed.
+    pub permission: Option<String>,
 }
 
 impl Actor {
@@ -62,6 +77,7 @@ impl Actor {
             user_id: None,
             from_account: None,
             via: Source::Api,
+            delegated: None,
         }
     }
 
@@ -74,6 +90,7 @@ impl Actor {
             user_id: None,
             from_account: None,
             via: Source::Api,
+            delegated: None,
         }
     }
 
@@ -87,7 +104,15 @@ impl Actor {
         let holds = [Permission::edit(Area::Users), Permission::edit(Area::Groups)].into_iter().collect();
         let label = label.into();
         let via = if label.starts_with("saml:") { Source::Saml } else { Source::Scim };
-        Actor { label, standing: Standing::IdentityProvider, holds, user_id: None, from_account: None, via }
+        Actor {
+            label,
+            standing: Standing::IdentityProvider,
+            holds,
+            user_id: None,
+            from_account: None,
+            via,
+            delegated: None,
+        }
     }
 
     /// A person of the account (or an ancestor's admin on the mirror).
@@ -97,7 +122,7 @@ impl Actor {
         standing: Standing,
         holds: PermissionSet,
     ) -> Actor {
-        Actor { label: label.into(), standing, holds, user_id, from_account: None, via: Source::Api }
+        Actor { label: label.into(), standing, holds, user_id, from_account: None, via: Source::Api, delegated: None }
     }
 
     /// An admin of the ancestor master `from` acting in a sub account through the mirror.
@@ -109,6 +134,7 @@ impl Actor {
             user_id: None,
             from_account: Some(from.to_owned()),
             via: Source::Api,
+            delegated: None,
         }
     }
 }

@@ -32,6 +32,11 @@ pub enum Scope {
     Operator,
     Admin,
     Scim,
+    /// A person's own credential (a `user` token, or an SSO session cookie): exactly what
+    /// the user's role grants in their own account, members included.
+    User,
+    /// A partner's delegate inside one customer account, under one relationship.
+    Delegated,
 }
 
 impl Scope {
@@ -40,6 +45,8 @@ impl Scope {
             "operator" => Some(Scope::Operator),
             "admin" => Some(Scope::Admin),
             "scim" => Some(Scope::Scim),
+            "user" => Some(Scope::User),
+            "delegated" => Some(Scope::Delegated),
             _ => None,
         }
     }
@@ -56,6 +63,8 @@ pub struct Principal {
     /// The user an admin token acts as.
     pub user_id: Option<String>,
     pub expires_at: Option<chrono::NaiveDateTime>,
+    /// For a delegated token: its relationship.
+    pub relationship_id: Option<String>,
 }
 
 /// Verified tokens by their clear value (never stored anywhere but this process' memory).
@@ -94,8 +103,16 @@ impl ContextCache {
 }
 
 fn lookup(conn: &mut DbConn, hash: &str, now: chrono::NaiveDateTime) -> AppResult<(Principal, bool)> {
-    let row = store::tokens::find_active_by_hash(conn, hash, now)?
-        .ok_or_else(|| AppError::Unauthorized("unknown, revoked or expired token".into()))?;
+    let Some(row) = store::tokens::find_active_by_hash(conn, hash, now)? else {
+        // A delegated session revoked with its relationship or delegate says so.
+        let ended =
+            store::tokens::find_by_hash(conn, hash)?.is_some_and(|t| t.scope == "delegated" && t.revoked_at.is_some());
+        return Err(if ended {
+            AppError::DelegationEnded("the delegation has ended (relationship terminated or delegate removed)".into())
+        } else {
+            AppError::Unauthorized("unknown, revoked or expired token".into())
+        });
+    };
     let stale_use = row.last_used_at.is_none_or(|t| now - t > chrono::Duration::seconds(60));
     let scope = Scope::parse(&row.scope).ok_or_else(|| AppError::Internal(format!("token scope {:?}", row.scope)))?;
     let principal = Principal {
@@ -105,6 +122,7 @@ fn lookup(conn: &mut DbConn, hash: &str, now: chrono::NaiveDateTime) -> AppResul
         account_id: row.account_id,
         user_id: row.user_id,
         expires_at: row.expires_at,
+        relationship_id: row.relationship_id,
     };
     Ok((principal, stale_use))
 }
@@ -143,6 +161,9 @@ pub struct AccountCtx {
     pub actor: Actor,
     pub permissions: PermissionSet,
     pub via_mirror: bool,
+    /// The context is refused from this instant on (the token's or the session's end, or
+    /// a delegated relationship's end, whichever comes first).
+    pub valid_until: Option<chrono::NaiveDateTime>,
 }
 
 impl AccountCtx {
@@ -171,19 +192,59 @@ impl AccountCtx {
 /// when given (cached for [`CONTEXT_CACHE_TTL`]).
 pub async fn account_context(svc: &Services, token: &str, mirror_target: Option<String>) -> AppResult<AccountCtx> {
     let key = (token.to_owned(), mirror_target.clone());
+    let now = svc.clock.now_naive();
     if let Some(ctx) = svc.contexts.0.get(&key) {
-        if ctx.principal.expires_at.is_none_or(|t| t > svc.clock.now_naive()) {
+        if ctx.valid_until.is_none_or(|t| t > now) {
             return Ok(ctx);
         }
-        return Err(AppError::Unauthorized("unknown, revoked or expired token".into()));
+        // Past its end: resolved again below, so the answer says why (token expired,
+        // delegation ended).
     }
     let principal = authenticate(svc, token).await?;
-    let ctx = svc.db.read(move |c| resolve_ctx(c, principal, mirror_target)).await?;
+    let ctx = svc.db.read(move |c| resolve_ctx(c, principal, mirror_target, now)).await?;
     svc.contexts.0.put(key, ctx.clone());
     Ok(ctx)
 }
 
-fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<String>) -> AppResult<AccountCtx> {
+/// The context of a request authenticated by an SSO session cookie: the signed-in user's
+/// own rights (scope `user`), cached like a token's.
+pub async fn session_context(svc: &Services, cookie: &str, mirror_target: Option<String>) -> AppResult<AccountCtx> {
+    let key = (format!("session\u{1f}{cookie}"), mirror_target.clone());
+    let now = svc.clock.now_naive();
+    if let Some(ctx) = svc.contexts.0.get(&key) {
+        if ctx.valid_until.is_none_or(|t| t > now) {
+            return Ok(ctx);
+        }
+    }
+    let hash = hash_secret(cookie);
+    let ctx = svc
+        .db
+        .read(move |c| {
+            let s = store::saml::session(c, &hash, now)?
+                .ok_or_else(|| AppError::Unauthorized("unknown or expired session; sign in again".into()))?;
+            let principal = Principal {
+                token_id: "session".into(),
+                token_hash: hash,
+                scope: Scope::User,
+                account_id: Some(s.account_id),
+                user_id: Some(s.user_id),
+                expires_at: Some(s.expires_at),
+                relationship_id: None,
+            };
+            resolve_ctx(c, principal, mirror_target, now)
+        })
+        .await?;
+    svc.contexts.0.put(key, ctx.clone());
+    Ok(ctx)
+}
+
+fn resolve_ctx(
+    conn: &mut DbConn,
+    principal: Principal,
+    mirror_target: Option<String>,
+    now: chrono::NaiveDateTime,
+) -> AppResult<AccountCtx> {
+    let valid_until = principal.expires_at;
     match (principal.scope, mirror_target) {
         (Scope::Scim, _) => Err(AppError::forbidden("this token is for SCIM provisioning only; use an admin token")),
         (Scope::Operator, None) => Err(AppError::bad_request(
@@ -198,9 +259,36 @@ fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<St
                 principal,
                 permissions: PermissionSet::all(),
                 via_mirror: true,
+                valid_until,
             })
         }
-        (Scope::Admin, target) => {
+        (Scope::Delegated, target) => {
+            let customer = principal
+                .account_id
+                .clone()
+                .ok_or_else(|| AppError::Internal("delegated token without account".into()))?;
+            // A delegated token acts in its customer only: any other account (a sub
+            // account included) looks like a missing one.
+            if target.as_ref().is_some_and(|t| *t != customer) {
+                return Err(AppError::not_found("account"));
+            }
+            let access = super::delegation::delegated_access(conn, &principal, now)?;
+            let holds = access.permissions;
+            let mut actor = Actor::person(access.label.clone(), None, Standing::Delegate, holds);
+            actor.delegated = Some(Box::new(access.stamp));
+            Ok(AccountCtx {
+                account_id: customer,
+                actor,
+                permissions: holds,
+                via_mirror: false,
+                valid_until: match (valid_until, access.ends_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+                principal,
+            })
+        }
+        (Scope::Admin | Scope::User, target) => {
             let own =
                 principal.account_id.clone().ok_or_else(|| AppError::Internal("admin token without account".into()))?;
             let (role, custom) = acting_role(conn, &principal)?;
@@ -231,6 +319,7 @@ fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<St
                         principal,
                         permissions: PermissionSet::all(),
                         via_mirror: true,
+                        valid_until,
                     })
                 }
                 _ => Ok(AccountCtx {
@@ -239,6 +328,7 @@ fn resolve_ctx(conn: &mut DbConn, principal: Principal, mirror_target: Option<St
                     principal,
                     permissions: own_perms,
                     via_mirror: false,
+                    valid_until,
                 }),
             }
         }

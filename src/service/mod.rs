@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod batch;
+pub mod delegation;
 pub mod dns;
 pub mod groups;
 pub mod licenses;

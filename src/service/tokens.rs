@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::domain::accounts::normalize_email;
-use crate::domain::authz::{check_grant, stored_role_permissions, GrantError};
+use crate::domain::authz::{check_grant, stored_role_permissions, GrantError, Standing};
 use crate::domain::users::{effective_permissions, BaseRole};
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
@@ -115,8 +115,36 @@ pub fn create(
             check_grant(actor.holds, effective_permissions(user.role, custom))?;
             Some(user.id)
         }
+        "user" => {
+            // A personal credential: exactly the user's own rights, members included. A
+            // person makes one for themselves; only the CLI and the operator make one for
+            // someone else.
+            let user = match (user_email, &actor.user_id) {
+                (Some(e), _) => {
+                    let e = normalize_email(e)?;
+                    store::users::find_by_email(conn, &e)?
+                        .filter(|u| u.account_id == account)
+                        .ok_or(AppError::not_found("user"))?
+                }
+                (None, Some(me)) => store::users::find(conn, account, me)?.ok_or(AppError::not_found("user"))?,
+                (None, None) => {
+                    return Err(AppError::bad_request("user_required", "a user token names its user (--user EMAIL)"))
+                }
+            };
+            let for_self = actor.user_id.as_deref() == Some(user.id.as_str());
+            if !for_self && !matches!(actor.standing, Standing::System | Standing::Operator) {
+                return Err(AppError::denied("self_only", "a user token is made by its own user"));
+            }
+            if user.status != crate::domain::users::UserStatus::Active {
+                return Err(AppError::conflict("user_not_active", "the user is not active"));
+            }
+            Some(user.id)
+        }
         other => {
-            return Err(AppError::bad_request("invalid_scope", format!("unknown scope {other:?}: use admin or scim")))
+            return Err(AppError::bad_request(
+                "invalid_scope",
+                format!("unknown scope {other:?}: use admin, scim or user"),
+            ))
         }
     };
     let token = new_secret("pvs_");
@@ -132,6 +160,7 @@ pub fn create(
         granted_from: actor.from_account.clone(),
         expires_at,
         last_used_at: None,
+        relationship_id: None,
     };
     store::tokens::insert(conn, &row)?;
     audit::record(
@@ -188,6 +217,7 @@ fn insert_operator(conn: &mut DbConn, env: &Env, token: &str, label: &str) -> Ap
             granted_from: None,
             expires_at: None,
             last_used_at: None,
+            relationship_id: None,
         },
     )?;
     Ok(id)

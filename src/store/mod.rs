@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod delegation;
 pub mod groups;
 pub mod licenses;
 pub mod mapping;

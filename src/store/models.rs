@@ -127,6 +127,8 @@ pub struct TokenRow {
     pub expires_at: Option<NaiveDateTime>,
     /// When it was last used (kept to the minute).
     pub last_used_at: Option<NaiveDateTime>,
+    /// For a `delegated` token: the relationship it acts under.
+    pub relationship_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -212,4 +214,63 @@ pub struct RoleRow {
     pub permissions: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = relationships, treat_none_as_default_value = false)]
+pub struct RelationshipRow {
+    pub id: String,
+    pub partner_account_id: String,
+    pub customer_account_id: String,
+    pub name: String,
+    pub status: String,
+    pub initiated_by: String,
+    pub contact_user_id: Option<String>,
+    /// JSON list of catalogue names.
+    pub permissions: String,
+    pub pending_permissions: Option<String>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub auto_extend: bool,
+    pub allow_delegates: bool,
+    pub undisclosed: bool,
+    pub created_at: NaiveDateTime,
+    pub activated_at: Option<NaiveDateTime>,
+    pub ended_at: Option<NaiveDateTime>,
+    pub ended_by: Option<String>,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = relationship_warnings)]
+pub struct WarningRow {
+    pub relationship_id: String,
+    pub expires_at: NaiveDateTime,
+    pub days_before: i32,
+    pub sent_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = delegates, treat_none_as_default_value = false)]
+pub struct DelegateRow {
+    pub relationship_id: String,
+    pub user_id: String,
+    /// `invited` or `active`.
+    pub status: String,
+    /// JSON list of sources (`manual`, `group:<id>`).
+    pub sources: String,
+    pub added_at: NaiveDateTime,
+    pub accepted_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = delegate_codes, treat_none_as_default_value = false)]
+pub struct DelegateCodeRow {
+    pub id: String,
+    pub relationship_id: String,
+    pub user_id: String,
+    pub code_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub failed_attempts: i32,
+    pub used_at: Option<NaiveDateTime>,
 }

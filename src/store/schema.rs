@@ -220,6 +220,7 @@ diesel::table! {
         granted_from -> Nullable<Text>,
         expires_at -> Nullable<Timestamp>,
         last_used_at -> Nullable<Timestamp>,
+        relationship_id -> Nullable<Text>,
     }
 }
 
@@ -315,6 +316,62 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    relationships (id) {
+        id -> Text,
+        partner_account_id -> Text,
+        customer_account_id -> Text,
+        name -> Text,
+        status -> Text,
+        initiated_by -> Text,
+        contact_user_id -> Nullable<Text>,
+        permissions -> Text,
+        pending_permissions -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+        auto_extend -> Bool,
+        allow_delegates -> Bool,
+        undisclosed -> Bool,
+        created_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        ended_at -> Nullable<Timestamp>,
+        ended_by -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    relationship_warnings (relationship_id, expires_at, days_before) {
+        relationship_id -> Text,
+        expires_at -> Timestamp,
+        days_before -> Integer,
+        sent_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    delegates (relationship_id, user_id) {
+        relationship_id -> Text,
+        user_id -> Text,
+        status -> Text,
+        sources -> Text,
+        added_at -> Timestamp,
+        accepted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    delegate_codes (id) {
+        id -> Text,
+        relationship_id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        failed_attempts -> Integer,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(group_members -> users (user_id));
@@ -348,4 +405,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     saml_requests,
     saml_replay,
     sessions,
+    relationships,
+    relationship_warnings,
+    delegates,
+    delegate_codes,
 );

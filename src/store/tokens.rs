@@ -24,9 +24,23 @@ pub fn find_active_by_hash(conn: &mut DbConn, hash: &str, now: NaiveDateTime) ->
     })
 }
 
+/// A token by its hash, whatever its state.
+pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<TokenRow>> {
+    crate::with_backend!(conn, |c| {
+        t::table.filter(t::token_hash.eq(hash)).select(TokenRow::as_select()).first(c).optional()
+    })
+}
+
 pub fn list(conn: &mut DbConn, account: &str) -> QueryResult<Vec<TokenRow>> {
     crate::with_backend!(conn, |c| {
-        t::table.filter(t::account_id.eq(account)).order(t::created_at.asc()).select(TokenRow::as_select()).load(c)
+        // Delegated tokens belong to the partner's delegates: the relationship's delegate
+        // view lists them, not the customer's own token list.
+        t::table
+            .filter(t::account_id.eq(account))
+            .filter(t::scope.ne("delegated"))
+            .order(t::created_at.asc())
+            .select(TokenRow::as_select())
+            .load(c)
     })
 }
 

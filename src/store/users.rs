@@ -344,3 +344,18 @@ pub fn attributes(conn: &mut DbConn, user: &str) -> QueryResult<Option<String>> 
     use super::schema::user_attributes as ua;
     crate::with_backend!(conn, |c| { ua::table.find(user).select(ua::attributes).first(c).optional() })
 }
+
+/// The active users of an account who may hold admin rights: the owner, Admins and users
+/// with a custom role (callers check the role's permissions).
+pub fn admins_of(conn: &mut DbConn, account: &str) -> QueryResult<Vec<UserRow>> {
+    use crate::domain::users::{BaseRole, UserStatus};
+    crate::with_backend!(conn, |c| {
+        users::table
+            .filter(users::account_id.eq(account))
+            .filter(users::status.eq(UserStatus::Active))
+            .filter(users::role.eq_any([BaseRole::Owner, BaseRole::Admin]).or(users::custom_role_id.is_not_null()))
+            .order(users::created_at.asc())
+            .select(UserRow::as_select())
+            .load(c)
+    })
+}

@@ -23,6 +23,10 @@ pub enum Need {
     /// Any person of the account acting on their own credentials (`/me/…`): the handler
     /// only ever touches the caller's own user.
     OwnSelf,
+    /// A person acting for themselves, or whoever holds the permission: the handler asks
+    /// for the permission unless the request is self-service (`POST /tokens` of a `user`
+    /// token for oneself).
+    SelfServiceOr(Permission),
 }
 
 /// One declared route.
@@ -59,6 +63,9 @@ macro_rules! route_table {
     (@need operator) => { $crate::http::routes::Need::Operator };
     (@need public) => { $crate::http::routes::Need::Public };
     (@need own_self) => { $crate::http::routes::Need::OwnSelf };
+    (@need self_or edit $area:ident) => {
+        $crate::http::routes::Need::SelfServiceOr($crate::domain::authz::Permission::edit($crate::domain::authz::Area::$area))
+    };
     (@method GET) => { actix_web::web::get() };
     (@method POST) => { actix_web::web::post() };
     (@method PUT) => { actix_web::web::put() };
@@ -73,6 +80,7 @@ pub mod mapping;
 pub mod me;
 pub mod phone;
 pub mod platform;
+pub mod relationships;
 pub mod roles;
 pub mod saml;
 pub mod sso;
@@ -93,7 +101,8 @@ pub fn account_scoped(cfg: &mut web::ServiceConfig) {
         .configure(phone::configure)
         .configure(sso::configure)
         .configure(tokens::configure)
-        .configure(me::configure);
+        .configure(me::configure)
+        .configure(relationships::configure);
 }
 
 /// The route tables of the account-scoped modules (registered under `/api/v1` and the
@@ -109,6 +118,7 @@ pub const ACCOUNT_SCOPED: &[&[RouteSpec]] = &[
     sso::ROUTES,
     tokens::ROUTES,
     me::ROUTES,
+    relationships::ROUTES,
 ];
 
 /// The tables of the routes registered at the root (full paths).
@@ -191,6 +201,7 @@ pub struct Params {
     pub site_id: Option<String>,
     pub number: Option<String>,
     pub certificate_id: Option<String>,
+    pub relationship_id: Option<String>,
 }
 
 impl Params {

@@ -12,14 +12,15 @@ use crate::store;
 
 route_table! {
     GET "/tokens" => list, view Tokens;
-    POST "/tokens" => create, edit Tokens;
+    POST "/tokens" => create, self_or edit Tokens;
     DELETE "/tokens/{token_id}" => revoke, edit Tokens;
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// `admin` or `scim`.
+    /// `admin`, `scim` or `user` (a personal token acting with exactly the caller's own
+    /// rights; anyone may make one for themselves, members included).
     pub scope: String,
     /// Admin tokens act as this user (an owner, admin or user with a custom role, holding no
     /// more than the caller); default: the caller.
@@ -38,6 +39,9 @@ pub async fn create(
     body: web::Json<CreateToken>,
 ) -> AppResult<HttpResponse> {
     let b = body.into_inner();
+    if b.scope != "user" {
+        ctx.require(crate::domain::authz::Permission::edit(crate::domain::authz::Area::Tokens))?;
+    }
     let env = state.env();
     let t = state
         .db
