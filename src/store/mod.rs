@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod audit;
 pub mod groups;
 pub mod licenses;
+pub mod mail;
 pub mod mapping;
 pub mod models;
 pub mod phone;
