@@ -7,6 +7,7 @@ mod layering;
 mod accounts;
 mod authz;
 mod cli;
+mod mail;
 mod newcomer;
 mod process;
 mod provisioning;
