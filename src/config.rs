@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// See [`DEFAULT_BODY_IDLE_SECONDS`].
     pub body_idle_timeout: std::time::Duration,
+    /// SMTP delivery of the mail outbox; `None`: mail stays in the outbox.
+    pub mail: Option<crate::mail::MailConfig>,
 }
 
 impl ServerConfig {
@@ -50,6 +52,7 @@ impl ServerConfig {
             public_rate_burst: DEFAULT_PUBLIC_BURST,
             trusted_proxies: Vec::new(),
             body_idle_timeout: std::time::Duration::from_secs(DEFAULT_BODY_IDLE_SECONDS),
+            mail: None,
         }
     }
 }

@@ -7,6 +7,8 @@
 //!   wrote its membership event) has committed; nothing after it has run.
 //! - `after_commit:user` — the same for a transaction that created, changed or deleted a user.
 //! - `after_commit` — any write transaction has committed.
+//! - `mail:after_accept` — the SMTP server accepted an outbox mail; its row is not yet marked
+//!   sent (the window in which a crash sends a mail twice).
 //!
 //! Failure points (the operation fails as if the database had gone away; the process lives):
 //! - `import:second_batch` — the second batch of an import cannot be applied.

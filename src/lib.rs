@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod fault;
 pub mod http;
+pub mod mail;
 pub mod provisioning;
 pub mod saml;
 pub mod scim;

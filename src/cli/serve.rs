@@ -43,6 +43,16 @@ pub struct ServeArgs {
     /// Seconds a request body may pause between chunks before the request is answered 408.
     #[arg(long, env = "PROVISOR_BODY_TIMEOUT_SECONDS", default_value_t = crate::config::DEFAULT_BODY_IDLE_SECONDS)]
     pub body_timeout_seconds: u64,
+    /// SMTP server that delivers the mail outbox: smtp://[user:pass@]host[:port] (STARTTLS
+    /// when the server offers it) or smtps://… (implicit TLS); needs --mail-from too.
+    #[arg(long, env = "PROVISOR_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The From address of delivered mail (`noreply@example.com` or `Name <addr>`).
+    #[arg(long, env = "PROVISOR_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Seconds a process keeps the outbox rows it claimed before another may retry them.
+    #[arg(long, env = "PROVISOR_MAIL_LEASE_SECONDS", default_value_t = crate::mail::DEFAULT_LEASE_SECONDS)]
+    pub mail_lease_seconds: u64,
 }
 
 pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
@@ -55,6 +65,12 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     if let Some(w) = args.workers {
         config.workers = w;
     }
+    config.mail = crate::mail::MailConfig::from_settings(
+        args.smtp_url.as_deref(),
+        args.mail_from.as_deref(),
+        &config.public_url,
+        std::time::Duration::from_secs(args.mail_lease_seconds),
+    )?;
     let db = Db::open(database_url, &DbOptions { pool_size: config.pool_size, migrate: true })?;
     let clock: SharedClock = Arc::new(SystemClock);
     let env = Env::standalone(clock.now_naive(), config.public_url.clone());
@@ -86,6 +102,14 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     let listener = TcpListener::bind(config.bind)
         .map_err(|e| AppError::Unavailable(format!("cannot listen on {}: {e}", config.bind)))?;
     tracing::info!(bind = %config.bind, public_url = %config.public_url, database = %db.url.display(), "provisor listening");
+    // Dropped (stopped) when the server ends.
+    let _mail = match config.mail.clone() {
+        Some(mail) => Some(crate::mail::sender::MailSender::start(db.clone(), clock.clone(), mail)?),
+        None => {
+            tracing::info!("no SMTP server configured: mail stays in the outbox (`provisor mail list`)");
+            None
+        }
+    };
     let state = Arc::new(crate::http::AppState::new(db, clock, config));
     actix_web::rt::System::new().block_on(async move {
         crate::http::spawn_maintenance(state.clone());

@@ -112,7 +112,21 @@ pub(super) fn run_mail(database_url: &str, cmd: MailCmd) -> AppResult<Option<Val
     })?;
     let list: Vec<_> = mails
         .into_iter()
-        .map(|m| json!({ "id": m.id, "to": m.recipient, "subject": m.subject, "body": m.body, "created_at": m.created_at, "sent_at": m.sent_at }))
+        .map(|m| {
+            let status = if m.sent_at.is_some() {
+                "sent"
+            } else if m.failed_at.is_some() {
+                "failed"
+            } else {
+                "pending"
+            };
+            json!({
+                "id": m.id, "to": m.recipient, "subject": m.subject, "body": m.body,
+                "created_at": m.created_at, "status": status, "sent_at": m.sent_at,
+                "attempts": m.attempts, "last_error": m.last_error, "next_attempt_at": m.next_attempt_at,
+                "failed_at": m.failed_at, "message_id": m.message_id,
+            })
+        })
         .collect();
     Ok(Some(json!({ "mails": list })))
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod delegation;
 pub mod groups;
 pub mod licenses;
+pub mod mail;
 pub mod mapping;
 pub mod models;
 pub mod phone;

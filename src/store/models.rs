@@ -188,6 +188,18 @@ pub struct MailRow {
     pub body: String,
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    /// Delivery attempts so far (successful or not).
+    pub attempts: i32,
+    /// Not retried before this instant (`None`: due now).
+    pub next_attempt_at: Option<NaiveDateTime>,
+    /// The lease of the process delivering it: nobody else claims it before this instant.
+    pub claimed_until: Option<NaiveDateTime>,
+    pub claim_token: Option<String>,
+    pub last_error: Option<String>,
+    /// Given up on (a permanent rejection, repeated, or an address that cannot be sent to).
+    pub failed_at: Option<NaiveDateTime>,
+    /// The `Message-ID` header: set when the row is first claimed, the same on every attempt.
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

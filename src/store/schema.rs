@@ -258,6 +258,13 @@ diesel::table! {
         body -> Text,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        claimed_until -> Nullable<Timestamp>,
+        claim_token -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        failed_at -> Nullable<Timestamp>,
+        message_id -> Nullable<Text>,
     }
 }
 

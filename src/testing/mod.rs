@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod saml_bench;
+pub mod smtp_sink;
 
 use std::path::PathBuf;
 
@@ -83,6 +84,8 @@ pub struct RunningServer {
     /// The DNS TXT records domain verification sees.
     pub dns: Arc<crate::service::dns::StaticResolver>,
     handle: actix_web::dev::ServerHandle,
+    /// The outbox sender, when the configuration has SMTP (stopped before the server).
+    mail: Option<crate::mail::sender::MailSender>,
 }
 
 impl RunningServer {
@@ -162,12 +165,17 @@ impl RunningServer {
             })
         });
         let handle = rx.recv().map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
-        Ok(RunningServer { base: format!("http://{addr}"), operator, clock, state, dns, handle })
+        let mail = match state.config.mail.clone() {
+            Some(m) => Some(crate::mail::sender::MailSender::start(state.db.clone(), state.clock.clone(), m)?),
+            None => None,
+        };
+        Ok(RunningServer { base: format!("http://{addr}"), operator, clock, state, dns, handle, mail })
     }
 }
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
+        self.mail.take();
         let h = self.handle.clone();
         let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(h.stop(false))).join();
     }

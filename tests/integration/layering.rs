@@ -40,6 +40,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("store", &["actix", "clap", "crate::http", "crate::cli", "crate::service"]),
     ("saml", &["actix", "clap", "crate::http", "crate::cli"]),
     ("service", &["actix", "clap", "crate::http", "crate::cli"]),
+    ("mail", &["actix", "clap", "crate::http", "crate::cli", "crate::service"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -8,6 +8,7 @@ mod accounts;
 mod authz;
 mod cli;
 mod delegation;
+mod mail;
 mod newcomer;
 mod process;
 mod provisioning;
