@@ -1001,3 +1001,56 @@ fn unauthenticated_endpoints_are_rate_limited_per_account_and_client() {
     let b = configure(&app, IdpShape::Okta, json!({}));
     assert!(login(&b.account).status().is_redirection());
 }
+
+/// A partner user signed in through the partner's SAML login uses their session cookie as
+/// their own credential: the delegate routes answer, nothing beyond their role does, and a
+/// cookie-borne change from another origin is refused.
+#[test]
+fn a_partner_users_sso_session_reaches_the_delegate_routes() {
+    let app = TestApp::spawn();
+    let sso = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    let xml = idp().response_xml(&spec(IdpShape::Okta, &sso)).unwrap();
+    let (s, headers, v) = post_acs(&app, &sso.acs_url, &b64(&xml), None, true);
+    assert_eq!(s, 200, "{v}");
+    let cookie = session_cookie(&headers);
+    let customer = app.account("Globex", "boss@globex.test", false);
+    let boss = app.admin_token(&customer);
+    let (s, r) = app.post(
+        "/api/v1/relationships",
+        &sso.token,
+        json!({ "customer": customer, "name": "Support", "allow_delegates": true, "permissions": ["users:view"] }),
+    );
+    assert_eq!(s, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.post(&format!("/api/v1/relationships/{id}/approve"), &boss, json!({})).0, 200);
+    let (s, d) = app.post(
+        &format!("/api/v1/relationships/{id}/delegates"),
+        &sso.token,
+        json!({ "email": "jane.doe@example.com" }),
+    );
+    assert_eq!(s, 201, "{d}");
+
+    let with_cookie = |method: reqwest::Method, path: &str, origin: Option<&str>| {
+        let mut req = browser().request(method, app.url(path)).header("Cookie", &cookie);
+        if let Some(o) = origin {
+            req = req.header("Origin", o);
+        }
+        let resp = req.json(&json!({})).send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().unwrap_or(Value::Null))
+    };
+    let (s, v) = with_cookie(reqwest::Method::GET, "/api/v1/delegations", None);
+    assert_eq!((s, v["delegations"][0]["relationship_id"].as_str()), (200, Some(id.as_str())), "{v}");
+    let (s, v) = with_cookie(reqwest::Method::GET, "/api/v1/users", None);
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("missing_permission")), "a member's session: {v}");
+    let accept = format!("/api/v1/delegations/{id}/accept");
+    let (s, v) = with_cookie(reqwest::Method::POST, &accept, Some("https://evil.example"));
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("cross_origin")), "{v}");
+    let (s, v) = with_cookie(reqwest::Method::POST, &accept, Some(&app.base));
+    assert_eq!((s, v["status"].as_str()), (200, Some("active")), "{v}");
+    let (s, v) = with_cookie(reqwest::Method::POST, &format!("/api/v1/delegations/{id}/code"), None);
+    assert_eq!(s, 201, "{v}");
+    // A bearer token wins over the cookie: the session is not mixed with someone else's token.
+    let (s, v) = app.get("/api/v1/delegations", &sso.token);
+    assert_eq!((s, v["delegations"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
+}
