@@ -154,6 +154,86 @@ fn admin(backend: &str, seconds: u32) {
     report("admin-create", backend, 8, wrk(&script, &url, 2, 8, seconds, &["par", &token, "admin"]));
 }
 
+/// Delegated administration: `GET /api/v1/users?limit=50` in a customer account with the
+/// owner's token and with a partner delegate's delegated token (all permissions), three
+/// alternating rounds each with 8 clients; prints the medians and their ratio (the cost of
+/// resolving the relationship and checking its scope).
+fn delegated(backend: &str, seconds: u32) {
+    use provisor::domain::authz::{PermissionSet, Standing};
+    use provisor::provisioning::{Actor, Source};
+    use provisor::service::{accounts, delegation};
+    let (_db, server, customer, owner) = server_with_account(backend, "admin");
+    seed(&server, &customer, 200);
+    let env = server.state.env();
+    let system = Actor::system("bench");
+    let token = server
+        .state
+        .db
+        .write_blocking(|c| {
+            let (partner, _) = accounts::create(
+                c,
+                &env,
+                &system,
+                Source::Cli,
+                accounts::NewAccount {
+                    name: "Partner".into(),
+                    owner_email: "lead@partner.test".into(),
+                    owner_first_name: None,
+                    owner_last_name: None,
+                    is_master: false,
+                    bulk_licensing: false,
+                    parent_id: None,
+                    billing: None,
+                    vanity_name: None,
+                },
+            )?;
+            let lead = provisor::store::users::owner(c, &partner.id)?.expect("partner owner");
+            let me = Actor::person("bench-lead", Some(lead.id.clone()), Standing::Owner, PermissionSet::all());
+            let input = delegation::RequestInput {
+                customer: customer.clone(),
+                name: "Bench".into(),
+                expires_at: None,
+                auto_extend: false,
+                allow_delegates: true,
+                undisclosed: false,
+                permissions: PermissionSet::all().names(),
+            };
+            let rel = delegation::request(c, &env, &me, &partner.id, input)?;
+            delegation::approve(c, &env, &system, &customer, &rel.id)?;
+            delegation::add_delegate(c, &env, &me, &partner.id, &rel.id, "lead@partner.test")?;
+            delegation::accept_delegation(c, &env, &me, &partner.id, &rel.id)?;
+            delegation::send_code(c, &env, &me, &partner.id, &rel.id)?;
+            let mail = provisor::store::audit::list_mail(c, Some("lead@partner.test"), 1)?;
+            let code = mail.first().and_then(|m| m.subject.rsplit(' ').next()).unwrap_or_default().to_owned();
+            let session = delegation::open_session(c, &env, &me, &partner.id, &rel.id, &code)??;
+            Ok::<_, provisor::error::AppError>(session.token)
+        })
+        .expect("a delegated session");
+    let url = format!("{}/api/v1/users?limit=50", server.base);
+    let script = script_path("get_path.lua");
+    wrk(&script, &url, 1, 2, 1, &[&owner]);
+    wrk(&script, &url, 1, 2, 1, &[&token]);
+    let (mut own, mut dlg) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let r = wrk(&script, &url, 2, 8, seconds, &[&owner]);
+        report("users-owner", backend, 8, r);
+        own.push(r.0);
+        let r = wrk(&script, &url, 2, 8, seconds, &[&token]);
+        report("users-delegate", backend, 8, r);
+        dlg.push(r.0);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (o, d) = (median(&mut own), median(&mut dlg));
+    println!(
+        "delegated      {backend:<9} owner median={o:.0}/s delegate median={d:.0}/s ratio={:.3} (cost {:.1}%)",
+        d / o,
+        (1.0 - d / o) * 100.0
+    );
+}
+
 /// A fresh server with one account; returns it with the account id and a token of `scope`.
 fn server_with_account(backend: &str, scope: &str) -> (ScratchDb, RunningServer, String, String) {
     let spec = if backend == "postgres" { pg_url() } else { "sqlite".into() };
@@ -704,6 +784,7 @@ fn main() {
     for backend in &o.backends {
         match o.scenario.as_str() {
             "admin" => admin(backend, o.seconds),
+            "delegated" => delegated(backend, o.seconds),
             "import" => import(backend),
             "import-latency" => import_latency(backend, o.rows),
             "saml" => saml(backend, &o.logins),
@@ -715,7 +796,7 @@ fn main() {
                 }
             }
             other => {
-                eprintln!("unknown scenario {other:?}; known: admin, import, import-latency, scim-create, scim-filter, scim, saml");
+                eprintln!("unknown scenario {other:?}; known: admin, delegated, import, import-latency, scim-create, scim-filter, scim, saml");
                 std::process::exit(2);
             }
         }

@@ -211,6 +211,16 @@ fn state(r: &RelationshipRow, now: NaiveDateTime) -> Effective {
     effective(timing(r), now)
 }
 
+/// Stores a changed relationship, refusing it when a concurrent change came first.
+fn save(conn: &mut DbConn, r: &mut RelationshipRow) -> AppResult<()> {
+    r.version += 1;
+    if store::delegation::update(conn, r)? {
+        Ok(())
+    } else {
+        Err(AppError::conflict("concurrent_update", "the relationship changed meanwhile; read it again and retry"))
+    }
+}
+
 fn permission_set(names: &[String]) -> AppResult<PermissionSet> {
     let set = PermissionSet::parse_names(names).map_err(|n| {
         AppError::bad_request("unknown_permission", format!("{n:?} is not a permission of the catalogue"))
@@ -444,6 +454,7 @@ pub fn request(
         ended_at: None,
         ended_by: None,
         updated_at: env.now,
+        version: 0,
     };
     store::delegation::insert(conn, &row)?;
     let detail = serde_json::json!({ "permissions": perms.names(), "expires_at": input.expires_at });
@@ -505,6 +516,7 @@ pub fn invite(
         ended_at: None,
         ended_by: None,
         updated_at: env.now,
+        version: 0,
     };
     store::delegation::insert(conn, &row)?;
     let detail = serde_json::json!({ "permissions": perms.names(), "partner_user": partner_user.id });
@@ -605,7 +617,7 @@ pub fn update(
         }
     }
     r.updated_at = env.now;
-    store::delegation::update(conn, &r)?;
+    save(conn, &mut r)?;
     let detail = serde_json::Value::Object(changes);
     audit_both(conn, env, actor, Some(Side::Partner), &r, "relationship.updated", detail.clone(), detail)?;
     if let Some(w) = widened {
@@ -647,7 +659,7 @@ pub fn approve(conn: &mut DbConn, env: &Env, actor: &Actor, caller: &str, id: &s
         _ => return Err(AppError::conflict("nothing_to_approve", "the relationship has no request awaiting approval")),
     };
     r.updated_at = env.now;
-    store::delegation::update(conn, &r)?;
+    save(conn, &mut r)?;
     let detail = serde_json::json!({ "permissions": stored_role_permissions(&r.permissions).names() });
     audit_both(conn, env, actor, Some(Side::Customer), &r, action, detail.clone(), detail)?;
     let customer = account(conn, &r.customer_account_id)?.name;
@@ -685,7 +697,7 @@ pub fn decline(conn: &mut DbConn, env: &Env, actor: &Actor, caller: &str, id: &s
         }
     };
     r.updated_at = env.now;
-    store::delegation::update(conn, &r)?;
+    save(conn, &mut r)?;
     audit_both(conn, env, actor, Some(Side::Customer), &r, action, serde_json::json!({}), serde_json::json!({}))?;
     let customer = account(conn, &r.customer_account_id)?.name;
     mail_partner(
@@ -716,7 +728,7 @@ pub fn terminate(
     r.ended_at = Some(env.now);
     r.ended_by = Some(side.as_str().into());
     r.updated_at = env.now;
-    store::delegation::update(conn, &r)?;
+    save(conn, &mut r)?;
     let hashes = store::delegation::revoke_sessions(conn, &r.id, None, env.now)?;
     let detail = serde_json::json!({ "by": side.as_str(), "sessions_ended": hashes.len() });
     audit_both(conn, env, actor, Some(side), &r, "relationship.terminated", detail.clone(), detail)?;
@@ -757,7 +769,7 @@ pub fn accept_invitation(
     r.status = Status::Active.as_str().into();
     r.activated_at = Some(env.now);
     r.updated_at = env.now;
-    store::delegation::update(conn, &r)?;
+    save(conn, &mut r)?;
     store::delegation::insert_delegate(
         conn,
         &DelegateRow {
@@ -1277,7 +1289,7 @@ pub fn sweep(conn: &mut DbConn, env: &Env) -> AppResult<(SweepReport, Vec<String
             r.status = Status::Expired.as_str().into();
             r.ended_by = Some("expiry".into());
             r.updated_at = env.now;
-            store::delegation::update(conn, &r)?;
+            save(conn, &mut r)?;
             revoked.extend(store::delegation::revoke_sessions(conn, &r.id, None, env.now)?);
             audit_both(
                 conn,
@@ -1302,7 +1314,7 @@ pub fn sweep(conn: &mut DbConn, env: &Env) -> AppResult<(SweepReport, Vec<String
         if eff.extensions > 0 {
             r.expires_at = eff.expires_at;
             r.updated_at = env.now;
-            store::delegation::update(conn, &r)?;
+            save(conn, &mut r)?;
             let detail = serde_json::json!({ "expires_at": eff.expires_at.map(|t| crate::clock::rfc3339::format(&t)) });
             audit_both(conn, env, &system, None, &r, "relationship.extended", detail.clone(), detail)?;
             report.extended += 1;

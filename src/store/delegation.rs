@@ -13,9 +13,14 @@ pub fn insert(conn: &mut DbConn, row: &RelationshipRow) -> QueryResult<()> {
     crate::with_backend!(conn, |c| { diesel::insert_into(r::table).values(row).execute(c).map(|_| ()) })
 }
 
-pub fn update(conn: &mut DbConn, row: &RelationshipRow) -> QueryResult<()> {
+/// Stores a changed relationship whose stored version is `row.version - 1`; false when a
+/// concurrent change got there first.
+pub fn update(conn: &mut DbConn, row: &RelationshipRow) -> QueryResult<bool> {
     crate::with_backend!(conn, |c| {
-        diesel::update(r::table.filter(r::id.eq(&row.id))).set(row).execute(c).map(|_| ())
+        diesel::update(r::table.filter(r::id.eq(&row.id)).filter(r::version.eq(row.version - 1)))
+            .set(row)
+            .execute(c)
+            .map(|n| n == 1)
     })
 }
 

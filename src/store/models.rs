@@ -250,6 +250,8 @@ pub struct RelationshipRow {
     pub ended_at: Option<NaiveDateTime>,
     pub ended_by: Option<String>,
     pub updated_at: NaiveDateTime,
+    /// Bumped by every change (optimistic concurrency).
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

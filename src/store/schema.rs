@@ -343,6 +343,7 @@ diesel::table! {
         ended_at -> Nullable<Timestamp>,
         ended_by -> Nullable<Text>,
         updated_at -> Timestamp,
+        version -> BigInt,
     }
 }
 

@@ -590,3 +590,38 @@ impl PermissionNames {
         provisor::domain::authz::PermissionSet::all().names()
     }
 }
+
+/// An approval racing a termination never brings a terminated relationship back: one of
+/// them wins cleanly and the loser is refused (409), never both applied out of order.
+#[test]
+fn a_termination_is_never_overwritten_by_a_concurrent_approval() {
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let ids: Vec<String> = (0..12).map(|_| request(&app, &w, &["users:view"], json!({}))).collect();
+    let results: Vec<(String, u16, u16)> = std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (app, w) = (&app, &w);
+                s.spawn(move || {
+                    let approve = s.spawn(move || {
+                        app.post(&format!("/api/v1/relationships/{id}/approve"), &w.customer_owner, json!({})).0
+                    });
+                    let terminate =
+                        app.post(&format!("/api/v1/relationships/{id}/terminate"), &w.partner_owner, json!({})).0;
+                    (id.clone(), approve.join().unwrap(), terminate)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (id, approved, terminated) in results {
+        let (_, r) = app.get(&format!("/api/v1/relationships/{id}"), &w.customer_owner);
+        assert!([200, 409].contains(&approved) && [200, 409].contains(&terminated), "{approved} {terminated}");
+        if terminated == 200 {
+            assert_eq!(r["status"], "terminated", "a 200 termination stands: {r}");
+        } else {
+            assert_eq!((approved, r["status"].as_str()), (200, Some("active")), "{r}");
+        }
+    }
+}

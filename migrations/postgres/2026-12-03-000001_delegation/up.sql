@@ -23,6 +23,9 @@ CREATE TABLE relationships (
     -- partner | customer | expiry
     ended_by TEXT,
     updated_at TIMESTAMP NOT NULL,
+    -- Bumped by every change: a change read from an older version is refused, so a
+    -- termination is never overwritten by a concurrent approval.
+    version BIGINT NOT NULL DEFAULT 0,
     CHECK (partner_account_id <> customer_account_id)
 );
 CREATE INDEX relationships_by_partner ON relationships (partner_account_id, created_at);
