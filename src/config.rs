@@ -34,6 +34,14 @@ pub struct ServerConfig {
     pub body_idle_timeout: std::time::Duration,
     /// SMTP delivery of the mail outbox; `None`: mail stays in the outbox.
     pub mail: Option<crate::mail::MailConfig>,
+    /// Group sync: removals beyond this are held for confirmation.
+    pub sync_threshold: crate::domain::sync::Threshold,
+    /// How often the worker looks for membership events when idle.
+    pub sync_poll: std::time::Duration,
+    /// A full reconcile at start and then this often; `None`: never on its own.
+    pub sync_reconcile_every: Option<std::time::Duration>,
+    /// `GET /metrics` needs this bearer token when set (else it answers loopback only).
+    pub metrics_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -53,6 +61,10 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             body_idle_timeout: std::time::Duration::from_secs(DEFAULT_BODY_IDLE_SECONDS),
             mail: None,
+            sync_threshold: Default::default(),
+            sync_poll: std::time::Duration::from_millis(25),
+            sync_reconcile_every: Some(std::time::Duration::from_secs(60 * 60)),
+            metrics_token: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::domain::delegation::Side;
 use crate::error::{AppError, AppResult};
 use crate::provisioning::Actor;
 use crate::service::delegation::{self, RequestInput};
+use crate::service::sync;
 use crate::store;
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +76,67 @@ pub enum RelationshipCmd {
     /// Write down expiries, automatic extensions and expiry warnings now due (`serve` does
     /// this every minute; access is refused at the instant either way).
     Sweep,
+    /// Bind a partner group to a relationship: its members become delegates and stay in
+    /// step with its membership (current members are imported now).
+    BindGroup {
+        #[arg(long)]
+        relationship: String,
+        /// The group's id (a group of the partner account).
+        #[arg(long)]
+        group: String,
+        /// Comma-separated permissions within the relationship's (default: all of them).
+        #[arg(long, value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
+        /// Members become active delegates at once instead of being invited.
+        #[arg(long)]
+        auto_accept: bool,
+    },
+    /// Unbind a group: its source goes from every delegate of the relationship.
+    UnbindGroup {
+        #[arg(long)]
+        relationship: String,
+        #[arg(long)]
+        group: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCmd {
+    /// Recompute every group binding from the current memberships, report the drift and
+    /// repair it (one transaction per relationship; a progress bar on a terminal).
+    Reconcile {
+        /// Only relationships this account stands in (default: all).
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Events waiting in the outbox, the oldest one's age, held removals.
+    Status {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Removals held for confirmation.
+    #[command(subcommand)]
+    Held(HeldCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HeldCmd {
+    List {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Apply a held removal.
+    Confirm {
+        #[arg(long)]
+        id: String,
+    },
+    /// Drop a held removal (the delegates keep their access).
+    Discard {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +242,24 @@ pub(super) fn run_relationship(database_url: &str, cmd: RelationshipCmd) -> AppR
             let (report, _) = db.write_blocking(|c| delegation::sweep(c, &env))?;
             serde_json::to_value(report)?
         }
+        RelationshipCmd::BindGroup { relationship, group, permissions, auto_accept } => {
+            let v = db.write_blocking(|c| {
+                let r = store::delegation::find(c, &relationship)?.ok_or(AppError::not_found("relationship"))?;
+                sync::bind(c, &env, &actor, &r.partner_account_id, &r.id, &group, permissions.clone(), auto_accept)
+            })?;
+            serde_json::to_value(v)?
+        }
+        RelationshipCmd::UnbindGroup { relationship, group } => {
+            let ended = db.write_blocking(|c| {
+                let r = store::delegation::find(c, &relationship)?.ok_or(AppError::not_found("relationship"))?;
+                let b = store::sync::bindings_of(c, &r.id)?
+                    .into_iter()
+                    .find(|b| b.group_id == group)
+                    .ok_or(AppError::not_found("binding"))?;
+                sync::unbind(c, &env, &actor, &r.partner_account_id, &r.id, &b.id)
+            })?;
+            json!({ "unbound": group, "sessions_ended": ended.len() })
+        }
     };
     Ok(Some(out))
 }
@@ -203,6 +283,47 @@ pub(super) fn run_delegate(database_url: &str, cmd: DelegateCmd) -> AppResult<Op
             let ended =
                 db.write_blocking(|c| delegation::remove_delegate(c, &env, &actor, &account, &relationship, &user))?;
             json!({ "removed": user, "sessions_ended": ended.len() })
+        }
+    };
+    Ok(Some(out))
+}
+
+pub(super) fn run_sync(database_url: &str, cmd: SyncCmd) -> AppResult<Option<Value>> {
+    let clock = SystemClock;
+    let actor = Actor { via: crate::provisioning::Source::Cli, ..Actor::system("cli") };
+    let db = open(database_url, true)?;
+    let env = cli_env(&clock);
+    let threshold = crate::domain::sync::Threshold::default();
+    let out = match cmd {
+        SyncCmd::Reconcile { account, dry_run } => {
+            let relationships = db.read_blocking(|c| sync::relationships_to_reconcile(c, account.as_deref()))?;
+            let bar = super::count_bar(relationships.len() as u64, "relationships");
+            let mut report = sync::ReconcileReport { dry_run, ..Default::default() };
+            for r in &relationships {
+                let part = db.write_blocking(|c| sync::reconcile_relationship(c, &env, threshold, r, dry_run))?;
+                report.bindings += part.bindings;
+                report.missing += part.missing;
+                report.extra += part.extra;
+                report.dangling_sources += part.dangling_sources;
+                report.repaired += part.repaired;
+                report.held += part.held;
+                report.drift.extend(part.drift);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            serde_json::to_value(report)?
+        }
+        SyncCmd::Status { account } => {
+            serde_json::to_value(db.read_blocking(|c| sync::status(c, &env, account.as_deref()))?)?
+        }
+        SyncCmd::Held(HeldCmd::List { account }) => {
+            json!({ "held": db.read_blocking(|c| sync::holds(c, account.as_deref()))? })
+        }
+        SyncCmd::Held(HeldCmd::Confirm { id }) => {
+            serde_json::to_value(db.write_blocking(|c| sync::decide(c, &env, &actor, None, &id, true))?.0)?
+        }
+        SyncCmd::Held(HeldCmd::Discard { id }) => {
+            serde_json::to_value(db.write_blocking(|c| sync::decide(c, &env, &actor, None, &id, false))?.0)?
         }
     };
     Ok(Some(out))

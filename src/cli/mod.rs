@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 pub use self::account::{AccountCmd, SettingsCmd};
-pub use self::delegation::{DelegateCmd, RelationshipCmd};
+pub use self::delegation::{DelegateCmd, HeldCmd, RelationshipCmd, SyncCmd};
 pub use self::licenses::LicensesCmd;
 pub use self::mapping::MappingCmd;
 pub use self::phone::{NumbersCmd, PhoneCmd, SiteCmd};
@@ -97,6 +97,9 @@ pub enum Command {
     /// Delegates of a partner relationship.
     #[command(subcommand)]
     Delegate(DelegateCmd),
+    /// Group sync: reconcile, status, held removals.
+    #[command(subcommand)]
+    Sync(SyncCmd),
     /// Sign a SAML response with the TEST-ONLY keys in idp-fixtures/ (to try SSO locally
     /// with curl; those keys are public, never trust them in production).
     TestIdp(test_idp::TestIdpArgs),
@@ -212,6 +215,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
         Command::Sso(cmd) => sso::run(url, cmd),
         Command::Relationship(cmd) => delegation::run_relationship(url, cmd),
         Command::Delegate(cmd) => delegation::run_delegate(url, cmd),
+        Command::Sync(cmd) => delegation::run_sync(url, cmd),
         Command::TestIdp(args) => test_idp::run(&args),
     }
 }
@@ -222,6 +226,17 @@ pub fn progress_bar(total_bytes: u64) -> indicatif::ProgressBar {
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// A progress bar counting `what` on stderr, hidden when stderr is not a terminal.
+pub fn count_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {what} (eta {{eta}})"
+    )) {
         bar.set_style(style);
     }
     bar

@@ -53,6 +53,19 @@ pub struct ServeArgs {
     /// Seconds a process keeps the outbox rows it claimed before another may retry them.
     #[arg(long, env = "PROVISOR_MAIL_LEASE_SECONDS", default_value_t = crate::mail::DEFAULT_LEASE_SECONDS)]
     pub mail_lease_seconds: u64,
+    /// Group sync: a full reconcile at start and then every N minutes (0: only at start).
+    #[arg(long, env = "PROVISOR_SYNC_RECONCILE_MINUTES", default_value_t = 60)]
+    pub sync_reconcile_minutes: u64,
+    /// Group sync: hold removals that would take away more than this percentage of one
+    /// relationship's delegates…
+    #[arg(long, env = "PROVISOR_SYNC_HOLD_PERCENT", default_value_t = 50)]
+    pub sync_hold_percent: u32,
+    /// …and more than this many.
+    #[arg(long, env = "PROVISOR_SYNC_HOLD_MIN", default_value_t = 10)]
+    pub sync_hold_min: usize,
+    /// `GET /metrics` needs this bearer token (default: open on loopback only).
+    #[arg(long, env = "PROVISOR_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
@@ -65,6 +78,16 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     if let Some(w) = args.workers {
         config.workers = w;
     }
+    config.sync_threshold = crate::domain::sync::Threshold {
+        fraction: f64::from(args.sync_hold_percent.min(100)) / 100.0,
+        min_count: args.sync_hold_min,
+    };
+    config.sync_reconcile_every = match args.sync_reconcile_minutes {
+        // Only at start: an interval so long it never comes round again.
+        0 => Some(std::time::Duration::from_secs(100 * 365 * 24 * 3600)),
+        m => Some(std::time::Duration::from_secs(m * 60)),
+    };
+    config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
     config.mail = crate::mail::MailConfig::from_settings(
         args.smtp_url.as_deref(),
         args.mail_from.as_deref(),
@@ -113,6 +136,7 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
     let state = Arc::new(crate::http::AppState::new(db, clock, config));
     actix_web::rt::System::new().block_on(async move {
         crate::http::spawn_maintenance(state.clone());
+        crate::http::spawn_sync_worker(state.clone());
         let server = crate::http::server(state, listener).map_err(|e| AppError::Unavailable(e.to_string()))?;
         server.await.map_err(|e| AppError::Internal(e.to_string()))
     })

@@ -225,6 +225,12 @@ impl PermissionSet {
         PermissionSet(self.0 | other.0)
     }
 
+    /// What both hold (still closed under "edit implies view": a view bit stays wherever
+    /// either side's edit implied it in both).
+    pub fn intersection(self, other: PermissionSet) -> PermissionSet {
+        PermissionSet(self.0 & other.0)
+    }
+
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }

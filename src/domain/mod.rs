@@ -10,4 +10,5 @@ pub mod licenses;
 pub mod mapping;
 pub mod phone;
 pub mod phone_csv;
+pub mod sync;
 pub mod users;

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod limit;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod scim;
@@ -76,6 +77,7 @@ pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<ac
         App::new()
             .wrap(actix_web::middleware::from_fn(text_guard::refuse_nul))
             .wrap(actix_web::middleware::from_fn(limit::body_idle_timeout))
+            .wrap(actix_web::middleware::from_fn(metrics::count_requests))
             .wrap(tracing_actix_web::TracingLogger::<telemetry::ProvisorRootSpan>::new())
             .configure(|cfg| configure(cfg, data.clone()))
     })
@@ -84,6 +86,95 @@ pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<ac
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The group-sync worker: applies membership events as they commit (it looks every
+/// `sync_poll` when idle, drains in batches of 500 while there are any) and reconciles every
+/// binding at start and every `sync_reconcile_every`. Every process may run it: PostgreSQL
+/// hands each event to one process (`FOR UPDATE SKIP LOCKED`), SQLite's writer lock does
+/// the same.
+pub fn spawn_sync_worker(state: Arc<AppState>) {
+    const BATCH: i64 = 500;
+    let reconciler = state.clone();
+    actix_web::rt::spawn(async move {
+        let threshold = state.config.sync_threshold;
+        let mut tick = actix_web::rt::time::interval(state.config.sync_poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match state.db.read(|c| crate::store::sync::any_pending(c).map_err(crate::error::AppError::from)).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "group sync: cannot read the event outbox");
+                    continue;
+                }
+            }
+            loop {
+                let env = state.env();
+                match state.db.write(move |c| crate::service::sync::drain(c, &env, threshold, BATCH)).await {
+                    Ok(report) => {
+                        metrics::drained(report.events, &report.latencies_ms);
+                        for h in &report.revoked {
+                            state.tokens.forget_hash(h);
+                        }
+                        if report.applied > 0 {
+                            state.authorization_changed();
+                        }
+                        if (report.events as i64) < BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        metrics::drain_failed();
+                        tracing::warn!(error = %e, "group sync: a batch failed; it is retried");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    if let Some(every) = reconciler.config.sync_reconcile_every {
+        actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(every);
+            loop {
+                tick.tick().await;
+                reconcile_all(&reconciler).await;
+            }
+        });
+    }
+}
+
+/// One full reconcile, a transaction per relationship.
+async fn reconcile_all(state: &AppState) {
+    let threshold = state.config.sync_threshold;
+    let relationships = match state.db.read(|c| crate::service::sync::relationships_to_reconcile(c, None)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "group sync: reconcile could not list bindings");
+            return;
+        }
+    };
+    let (mut found, mut repaired) = (0, 0);
+    for r in relationships {
+        let env = state.env();
+        match state.db.write(move |c| crate::service::sync::reconcile_relationship(c, &env, threshold, &r, false)).await
+        {
+            Ok(report) => {
+                found += report.missing + report.extra;
+                repaired += report.repaired;
+                for h in &report.revoked {
+                    state.tokens.forget_hash(h);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "group sync: reconcile of a relationship failed"),
+        }
+    }
+    metrics::drift(found, repaired);
+    if found > 0 {
+        state.authorization_changed();
+        tracing::info!(found, repaired, "group sync: reconcile repaired drift");
+    }
 }
 
 /// Periodic housekeeping while the server runs: expired invitations (and, with SAML, the

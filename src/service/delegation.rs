@@ -66,6 +66,12 @@ pub struct RelationshipView {
     pub ended_at: Option<NaiveDateTime>,
     /// `partner`, `customer` or `expiry`.
     pub ended_by: Option<String>,
+    /// When group sync last applied a change or reconcile to it.
+    #[serde(serialize_with = "crate::clock::rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_synced_at: Option<NaiveDateTime>,
+    /// Age of the oldest membership change of a bound group not yet applied (0: in step).
+    pub sync_lag_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -284,7 +290,15 @@ fn view(conn: &mut DbConn, r: &RelationshipRow, side: Side, now: NaiveDateTime) 
         }),
         None => None,
     };
+    let bound: Vec<String> = store::sync::bindings_of(conn, &r.id)?.into_iter().map(|b| b.group_id).collect();
+    let sync_lag_ms = if bound.is_empty() {
+        0
+    } else {
+        store::sync::oldest_pending_of(conn, &bound)?.map_or(0, |t| (now - t).num_milliseconds().max(0))
+    };
     Ok(RelationshipView {
+        last_synced_at: r.last_synced_at,
+        sync_lag_ms,
         id: r.id.clone(),
         side: side.as_str().into(),
         name: r.name.clone(),
@@ -455,6 +469,7 @@ pub fn request(
         ended_by: None,
         updated_at: env.now,
         version: 0,
+        last_synced_at: None,
     };
     store::delegation::insert(conn, &row)?;
     let detail = serde_json::json!({ "permissions": perms.names(), "expires_at": input.expires_at });
@@ -517,6 +532,7 @@ pub fn invite(
         ended_by: None,
         updated_at: env.now,
         version: 0,
+        last_synced_at: None,
     };
     store::delegation::insert(conn, &row)?;
     let detail = serde_json::json!({ "permissions": perms.names(), "partner_user": partner_user.id });
@@ -1254,8 +1270,11 @@ pub fn delegated_access(
     } else {
         format!("delegate:{} ({partner})", person.email.as_deref().unwrap_or(&person.id))
     };
+    let bindings = crate::service::sync::binding_permissions(conn, &r.id)?;
+    let holds =
+        crate::domain::sync::delegate_holds(&sources_of(&d), stored_role_permissions(&r.permissions), &bindings);
     Ok(DelegatedAccess {
-        permissions: delegate_permissions(stored_role_permissions(&r.permissions)),
+        permissions: holds,
         label,
         stamp: DelegatedBy {
             relationship_id: r.id.clone(),

@@ -174,6 +174,8 @@ pub fn delete(conn: &mut DbConn, env: &Env, by: By<'_>, row: &GroupRow) -> AppRe
     for uid in &members {
         provisioning::groups::remove_member(conn, env, &row.account_id, &row.id, uid, by.source)?;
     }
+    // Its bindings go as an unbinding would (an admin's act on the group: never held).
+    crate::service::sync::group_deleted(conn, env, &row.id)?;
     store::groups::delete(conn, &row.id)?;
     store::users::touch(conn, &members, env.now)?;
     record(conn, env, by, row, "group.deleted", serde_json::json!({ "name": row.display_name, "removed": members }))
@@ -184,6 +186,10 @@ fn check_members(conn: &mut DbConn, account: &str, ids: &[&str]) -> AppResult<()
     let owned: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
     let known = store::scim::existing_user_ids(conn, account, &owned)?;
     match owned.iter().find(|v| !known.contains(v)) {
+        Some(missing) if store::groups::find(conn, account, missing)?.is_some() => Err(AppError::bad_request(
+            "nested_group",
+            format!("member {missing} is a group: groups cannot contain groups here; add its users instead"),
+        )),
         Some(missing) => {
             Err(AppError::bad_request("unknown_member", format!("member {missing} is not a user of this account")))
         }

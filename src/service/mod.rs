@@ -21,6 +21,7 @@ pub mod roles;
 pub mod saml_login;
 pub mod scim;
 pub mod sso;
+pub mod sync;
 pub mod tokens;
 pub mod users;
 

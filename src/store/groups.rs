@@ -171,3 +171,10 @@ pub fn events(conn: &mut DbConn, account: &str, after: i64, limit: i64) -> Query
             .load(c)
     })
 }
+
+/// A group by id, whatever its account.
+pub fn find_any(conn: &mut DbConn, id: &str) -> QueryResult<Option<GroupRow>> {
+    crate::with_backend!(conn, |c| {
+        groups::table.filter(groups::id.eq(id)).select(GroupRow::as_select()).first(c).optional()
+    })
+}

@@ -21,6 +21,7 @@ pub mod saml;
 pub mod schema;
 pub mod scim;
 pub mod scim_query;
+pub mod sync;
 pub mod tokens;
 pub mod types;
 pub mod users;

@@ -252,6 +252,8 @@ pub struct RelationshipRow {
     pub updated_at: NaiveDateTime,
     /// Bumped by every change (optimistic concurrency).
     pub version: i64,
+    /// When group sync last applied a change or a reconcile to it.
+    pub last_synced_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -287,4 +289,42 @@ pub struct DelegateCodeRow {
     pub expires_at: NaiveDateTime,
     pub failed_attempts: i32,
     pub used_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = group_bindings, treat_none_as_default_value = false)]
+pub struct GroupBindingRow {
+    pub id: String,
+    pub relationship_id: String,
+    pub group_id: String,
+    pub permissions: String,
+    pub auto_accept: bool,
+    pub created_at: NaiveDateTime,
+    pub last_synced_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sync_holds, treat_none_as_default_value = false)]
+pub struct SyncHoldRow {
+    pub id: String,
+    pub relationship_id: String,
+    pub removals: String,
+    pub reason: String,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub decided_at: Option<NaiveDateTime>,
+    pub decided_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = membership_events)]
+pub struct MembershipEventRow {
+    pub id: i64,
+    pub account_id: String,
+    pub group_id: String,
+    pub user_id: String,
+    pub change: String,
+    pub source: String,
+    pub created_at: NaiveDateTime,
+    pub processed_at: Option<NaiveDateTime>,
 }

@@ -344,6 +344,32 @@ diesel::table! {
         ended_by -> Nullable<Text>,
         updated_at -> Timestamp,
         version -> BigInt,
+        last_synced_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    group_bindings (id) {
+        id -> Text,
+        relationship_id -> Text,
+        group_id -> Text,
+        permissions -> Text,
+        auto_accept -> Bool,
+        created_at -> Timestamp,
+        last_synced_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sync_holds (id) {
+        id -> Text,
+        relationship_id -> Text,
+        removals -> Text,
+        reason -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<Text>,
     }
 }
 
@@ -417,4 +443,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     relationship_warnings,
     delegates,
     delegate_codes,
+    group_bindings,
+    sync_holds,
 );

@@ -153,6 +153,7 @@ impl RunningServer {
         let st = state.clone();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
+                crate::http::spawn_sync_worker(st.clone());
                 match crate::http::server(st, listener) {
                     Ok(server) => {
                         let _ = tx.send(Ok(server.handle()));

@@ -18,4 +18,5 @@ mod saml;
 mod scim;
 mod scim_fixtures;
 mod scim_model;
+mod sync;
 mod users;

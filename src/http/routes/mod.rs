@@ -84,6 +84,7 @@ pub mod relationships;
 pub mod roles;
 pub mod saml;
 pub mod sso;
+pub mod sync;
 pub mod system;
 pub mod tokens;
 pub mod users;
@@ -102,7 +103,8 @@ pub fn account_scoped(cfg: &mut web::ServiceConfig) {
         .configure(sso::configure)
         .configure(tokens::configure)
         .configure(me::configure)
-        .configure(relationships::configure);
+        .configure(relationships::configure)
+        .configure(sync::configure);
 }
 
 /// The route tables of the account-scoped modules (registered under `/api/v1` and the
@@ -119,6 +121,7 @@ pub const ACCOUNT_SCOPED: &[&[RouteSpec]] = &[
     tokens::ROUTES,
     me::ROUTES,
     relationships::ROUTES,
+    sync::ROUTES,
 ];
 
 /// The tables of the routes registered at the root (full paths).
@@ -202,6 +205,8 @@ pub struct Params {
     pub number: Option<String>,
     pub certificate_id: Option<String>,
     pub relationship_id: Option<String>,
+    pub binding_id: Option<String>,
+    pub hold_id: Option<String>,
 }
 
 impl Params {

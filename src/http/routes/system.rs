@@ -10,6 +10,7 @@ route_table! {
     GET "/readyz" => readyz, public;
     GET "/api/v1/openapi.json" => openapi, public;
     GET "/api/v1/permissions" => permissions, public;
+    GET "/metrics" => crate::http::metrics::scrape, public;
 }
 
 /// The permission catalogue and the built-in roles (names custom roles are made of).
