@@ -6,10 +6,14 @@ pub mod auth;
 pub mod error;
 pub mod limit;
 pub mod openapi;
+#[macro_use]
 pub mod routes;
 pub mod scim;
 pub mod telemetry;
 pub mod text_guard;
+
+// After `routes`: its `route_table!` macro is in scope from there on.
+pub mod pages;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -65,6 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(web::scope("/api/v1").configure(routes::account_scoped))
         .service(web::scope("/scim/v2").configure(scim::configure))
         .configure(routes::saml::configure)
+        .configure(pages::configure)
         .default_service(web::to(routes::system::not_found));
 }
 
