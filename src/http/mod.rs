@@ -1,6 +1,7 @@
-//! The HTTP edge: the actix-web application, every route (admin API, SCIM, SAML), the
-//! bearer-token extractors and the one error → response mapping. Nothing below this module
-//! knows about HTTP; the routes translate requests into `service` calls.
+//! The HTTP edge: the actix-web application, every route (admin API, SCIM, SAML, the HTML
+//! pages mails link to), the bearer-token extractors and the one error → response mapping.
+//! Nothing below this module knows about HTTP; the routes translate requests into `service`
+//! calls.
 
 pub mod auth;
 pub mod error;

@@ -96,7 +96,8 @@ struct Page {
     title: String,
     body: String,
     retry_after: Option<u64>,
-    cookie: Option<Cookie<'static>>,
+    /// Boxed: a cookie is large, and every refusal is a `Page` in an `Err`.
+    cookie: Option<Box<Cookie<'static>>>,
 }
 
 impl Page {
@@ -105,7 +106,7 @@ impl Page {
     }
 
     fn with_cookie(mut self, cookie: Option<Cookie<'static>>) -> Page {
-        self.cookie = cookie;
+        self.cookie = cookie.map(Box::new);
         self
     }
 
@@ -122,7 +123,7 @@ impl Page {
             resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         if let Some(c) = self.cookie {
-            resp.cookie(c);
+            resp.cookie(*c);
         }
         resp.body(format!(
             "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\

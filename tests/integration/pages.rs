@@ -171,7 +171,7 @@ fn the_invitation_page_shows_who_invites_whom_escaped_and_accepts_through_its_fo
 
     // CSRF: no field, a wrong field, no cookie, a foreign or opaque origin: 403, nothing changed.
     let (t, c) = (token.as_str(), csrf.as_str());
-    let refusals: Vec<(Jar, Vec<(&str, &str)>, Option<&str>)> = vec![
+    let refusals = [
         (jar.clone(), vec![("token", t)], None),
         (jar.clone(), vec![("token", t), ("csrf", "pvf_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")], None),
         (jar.without("provisor_csrf"), vec![("token", t), ("csrf", c)], None),
