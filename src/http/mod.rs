@@ -1,16 +1,21 @@
-//! The HTTP edge: the actix-web application, every route (admin API, SCIM, SAML), the
-//! bearer-token extractors and the one error → response mapping. Nothing below this module
-//! knows about HTTP; the routes translate requests into `service` calls.
+//! The HTTP edge: the actix-web application, every route (admin API, SCIM, SAML, the HTML
+//! pages mails link to), the bearer-token extractors and the one error → response mapping.
+//! Nothing below this module knows about HTTP; the routes translate requests into `service`
+//! calls.
 
 pub mod auth;
 pub mod error;
 pub mod limit;
 pub mod metrics;
 pub mod openapi;
+#[macro_use]
 pub mod routes;
 pub mod scim;
 pub mod telemetry;
 pub mod text_guard;
+
+// After `routes`: its `route_table!` macro is in scope from there on.
+pub mod pages;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -66,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(web::scope("/api/v1").configure(routes::account_scoped))
         .service(web::scope("/scim/v2").configure(scim::configure))
         .configure(routes::saml::configure)
+        .configure(pages::configure)
         .default_service(web::to(routes::system::not_found));
 }
 

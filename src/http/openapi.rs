@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Doc, Required};
 use utoipa::OpenApi;
 
-use super::routes;
+use super::{pages, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -109,10 +109,19 @@ use super::routes;
         routes::sso::delete,
         routes::sso::add_certificate,
         routes::sso::remove_certificate,
+        pages::invitation_page,
+        pages::invitation_accept,
+        pages::delegation_page,
+        pages::delegation_accept,
+        pages::delegation_accept_all,
+        pages::verify_page,
+        pages::verify_send_code,
+        pages::verify_open_session,
     ),
     tags(
         (name = "platform", description = "Operator routes"),
         (name = "account", description = "The account a token belongs to (or, on the mirror, a sub account)"),
+        (name = "pages", description = "HTML pages the links in mails open (text/html; POSTs are forms with a CSRF token, for browsers, not API clients)"),
     )
 )]
 struct ApiDoc;

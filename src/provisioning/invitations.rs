@@ -19,9 +19,8 @@ fn mail(env: &Env, account: &AccountRow, email: &str, token: &str) -> NewMail {
         subject: format!("You are invited to join {}", account.name),
         body: format!(
             "You have been invited to join {}.\n\nAccept the invitation within {INVITATION_TTL_DAYS} days:\n{}/invitations/accept?token={token}\n\n\
-             (API: POST {}/api/v1/invitations/accept with {{\"token\": \"{token}\"}})\n",
+             (API: POST /api/v1/invitations/accept with {{\"token\": \"{token}\"}})\n",
             account.name,
-            env.public_url.trim_end_matches('/'),
             env.public_url.trim_end_matches('/'),
         ),
         created_at: env.now,

@@ -381,8 +381,12 @@ fn mail(conn: &mut DbConn, env: &Env, account: &str, to: &str, subject: String, 
     Ok(())
 }
 
-fn api(env: &Env, path: &str) -> String {
-    format!("{}/api/v1{path}", env.public_url.trim_end_matches('/'))
+/// An API route named in a mail: a relative `/api/v1/…` path on purpose. Mail clients turn
+/// absolute URLs into links, and a link to a POST route only answers 405; the links a mail
+/// carries are pages (`<public-url>/delegations/{id}/accept`, `…/verify`). `env` stays so
+/// call sites read alike.
+fn api(_env: &Env, path: &str) -> String {
+    format!("/api/v1{path}")
 }
 
 /// The customer's people who answer requests: the owner and every active admin holding
@@ -538,10 +542,13 @@ pub fn invite(
     let detail = serde_json::json!({ "permissions": perms.names(), "partner_user": partner_user.id });
     audit_both(conn, env, actor, Some(Side::Customer), &row, "relationship.invited", detail.clone(), detail)?;
     let body = format!(
-        "{} invites you to administer its account as a partner.\n\nPermissions: {}\n\nAccept: POST {}\n\
-         (your pending invitations: GET {})\n",
+        "{} invites you to administer its account as a partner.\n\nPermissions: {}\n\n\
+         Open the invitation (signed in through your organisation's single sign-on):\n{}/delegations/{}/accept\n\n\
+         (API: POST {}; your pending invitations: GET {})\n",
         customer_row.name,
         perms.names().join(", "),
+        env.public_url.trim_end_matches('/'),
+        row.id,
         api(env, &format!("/relationships/{}/accept", row.id)),
         api(env, "/delegations"),
     );
@@ -897,8 +904,12 @@ pub fn add_delegate(
         )?;
         let customer = account(conn, &r.customer_account_id)?.name;
         let body = format!(
-            "You are a delegate of relationship {} in {customer}.\n\nAccept: POST {}\n(or all your invitations at once: POST {})\n",
+            "You are a delegate of relationship {} in {customer}.\n\n\
+             Open the invitation (signed in through your organisation's single sign-on):\n{}/delegations/{}/accept\n\n\
+             (API: POST {}, or all your invitations at once: POST {})\n",
             r.name,
+            env.public_url.trim_end_matches('/'),
+            r.id,
             api(env, &format!("/delegations/{}/accept", r.id)),
             api(env, "/delegations/accept_all"),
         );
@@ -1157,7 +1168,9 @@ pub fn send_code(conn: &mut DbConn, env: &Env, actor: &Actor, caller: &str, id: 
         format!("Your code to enter {customer}: {code}"),
         format!(
             "Your one-time code to act in {customer} is {code}.\nIt is valid for {CODE_TTL_MINUTES} minutes and once.\n\n\
-             Use it: POST {} with {{\"code\": \"{code}\"}}\nIf you did not ask for it, tell your administrator.\n",
+             Enter it on the page you asked for it:\n{}/delegations/{id}/verify\n\n\
+             (API: POST {} with {{\"code\": \"{code}\"}})\nIf you did not ask for it, tell your administrator.\n",
+            env.public_url.trim_end_matches('/'),
             api(env, &format!("/delegations/{id}/session")),
         ),
     )?;

@@ -589,10 +589,9 @@ pub fn purge_expired_invitations(conn: &mut DbConn, env: &Env) -> AppResult<usiz
     Ok(n)
 }
 
-/// Accepts an invitation (its link or `POST /api/v1/invitations/accept`): the pending user
-/// becomes active, through the pipeline, with a version check. Expired invitations are
-/// refused (410); a user deactivated meanwhile is not reactivated by it (409).
-pub fn accept_invitation(conn: &mut DbConn, env: &Env, token: &str) -> AppResult<UserRow> {
+/// The invitation a token names, if it can still be accepted: unknown, used or replaced →
+/// 404 `invitation_not_found`; expired → 410 `invitation_expired`.
+fn live_invitation(conn: &mut DbConn, env: &Env, token: &str) -> AppResult<store::models::InvitationRow> {
     let inv = store::users::invitation_by_hash(conn, &crate::secrets::hash_secret(token))?.ok_or_else(|| {
         AppError::NotFoundBecause {
             code: "invitation_not_found",
@@ -605,6 +604,36 @@ pub fn accept_invitation(conn: &mut DbConn, env: &Env, token: &str) -> AppResult
             message: "the invitation has expired; ask an administrator to send it again".into(),
         });
     }
+    Ok(inv)
+}
+
+/// What an invitation link shows before it is accepted: which account invites whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationPreview {
+    pub account_name: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub expires_at: NaiveDateTime,
+}
+
+/// Reads an invitation without accepting it (the same refusals as [`accept_invitation`]).
+pub fn invitation_preview(conn: &mut DbConn, env: &Env, token: &str) -> AppResult<InvitationPreview> {
+    let inv = live_invitation(conn, env, token)?;
+    let user = store::users::find(conn, &inv.account_id, &inv.user_id)?.ok_or(AppError::not_found("invitation"))?;
+    let account = store::accounts::find(conn, &inv.account_id)?.ok_or(AppError::not_found("invitation"))?;
+    Ok(InvitationPreview {
+        account_name: account.name,
+        email: user.email,
+        display_name: user.display_name,
+        expires_at: inv.expires_at,
+    })
+}
+
+/// Accepts an invitation (its link or `POST /api/v1/invitations/accept`): the pending user
+/// becomes active, through the pipeline, with a version check. Expired invitations are
+/// refused (410); a user deactivated meanwhile is not reactivated by it (409).
+pub fn accept_invitation(conn: &mut DbConn, env: &Env, token: &str) -> AppResult<UserRow> {
+    let inv = live_invitation(conn, env, token)?;
     let user = store::users::find(conn, &inv.account_id, &inv.user_id)?.ok_or(AppError::not_found("invitation"))?;
     let actor = Actor::system(format!("user:{}", user.id));
     let op = Operation::Update { user_id: user.id.clone(), expected_version: Some(user.version) };

@@ -10,6 +10,7 @@ mod cli;
 mod delegation;
 mod mail;
 mod newcomer;
+mod pages;
 mod process;
 mod provisioning;
 mod races;

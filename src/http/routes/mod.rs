@@ -17,7 +17,8 @@ pub enum Need {
     Perm(Permission),
     /// The platform operator token.
     Operator,
-    /// Nothing (health, the SAML endpoints, invitation acceptance, the catalogue); the
+    /// Nothing (health, the SAML endpoints, invitation acceptance, the catalogue, the HTML
+    /// pages of `http::pages`, which check the SSO session and CSRF themselves); the
     /// route's own credential, if any, is checked by its handler.
     Public,
     /// Any person of the account acting on their own credentials (`/me/…`): the handler
@@ -125,7 +126,7 @@ pub const ACCOUNT_SCOPED: &[&[RouteSpec]] = &[
 ];
 
 /// The tables of the routes registered at the root (full paths).
-pub const ROOT: &[&[RouteSpec]] = &[system::ROUTES, platform::ROUTES, saml::ROUTES];
+pub const ROOT: &[&[RouteSpec]] = &[system::ROUTES, platform::ROUTES, saml::ROUTES, crate::http::pages::ROUTES];
 
 /// The requirement of an account-scoped route, by method and its pattern relative to the
 /// scope. `None` means the route is not declared (refused).
