@@ -40,6 +40,8 @@ struct Opts {
     users: Vec<usize>,
     logins: Vec<usize>,
     rows: usize,
+    members: usize,
+    relationships: usize,
 }
 
 fn parse_args() -> Opts {
@@ -51,6 +53,8 @@ fn parse_args() -> Opts {
         users: vec![1000, 100_000],
         logins: vec![3000, 12_000],
         rows: 100_000,
+        members: 10_000,
+        relationships: 50,
     };
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -60,6 +64,8 @@ fn parse_args() -> Opts {
                     Some(b) => vec![b.to_owned()],
                 }
             }
+            "--members" => o.members = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000),
+            "--relationships" => o.relationships = args.next().and_then(|s| s.parse().ok()).unwrap_or(50),
             "--rows" => o.rows = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000),
             "--seconds" => o.seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(10),
             "--users" => {
@@ -231,6 +237,161 @@ fn delegated(backend: &str, seconds: u32) {
         "delegated      {backend:<9} owner median={o:.0}/s delegate median={d:.0}/s ratio={:.3} (cost {:.1}%)",
         d / o,
         (1.0 - d / o) * 100.0
+    );
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Group sync: a group of `members` bound to `relationships` relationships (initial bind
+/// time); then single adds and removes through the admin API, each timed from the response
+/// to the delegate row changing (p50/p99); then a full reconcile of every binding (time and
+/// memory).
+fn sync(backend: &str, members: usize, relationships: usize) {
+    use provisor::domain::authz::{PermissionSet, Standing};
+    use provisor::provisioning::{Actor, Source};
+    use provisor::service::{accounts, delegation};
+    let (_db, server, partner, owner) = server_with_account(backend, "admin");
+    let extra = 100;
+    seed(&server, &partner, members + extra);
+    let ids: Vec<String> = server
+        .state
+        .db
+        .read_blocking(|c| {
+            (0..members + extra)
+                .map(|i| {
+                    provisor::store::users::find_by_email(c, &format!("seed-{i}@bench.test"))
+                        .map(|u| u.map(|u| u.id).unwrap_or_default())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(provisor::error::AppError::from)
+        })
+        .expect("ids");
+    let client = reqwest::blocking::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        let r = client.post(format!("{}{path}", server.base)).bearer_auth(&owner).json(&body).send().expect("answer");
+        let status = r.status().as_u16();
+        let v: serde_json::Value = r.json().unwrap_or_default();
+        assert!(status < 300, "{path}: {status} {v}");
+        v
+    };
+    let group = post("/api/v1/groups", json!({ "name": "Support" }))["id"].as_str().unwrap_or_default().to_owned();
+    for chunk in ids[..members].chunks(1000) {
+        post(&format!("/api/v1/groups/{group}/members"), json!({ "add": chunk }));
+    }
+    let env = server.state.env();
+    let system = Actor::system("bench");
+    let rels: Vec<String> = server
+        .state
+        .db
+        .write_blocking(|c| {
+            let lead = provisor::store::users::owner(c, &partner)?.expect("owner");
+            let me = Actor::person("bench-lead", Some(lead.id.clone()), Standing::Owner, PermissionSet::all());
+            (0..relationships)
+                .map(|i| {
+                    let (customer, _) = accounts::create(
+                        c,
+                        &env,
+                        &system,
+                        Source::Cli,
+                        accounts::NewAccount {
+                            name: format!("Customer {i}"),
+                            owner_email: format!("boss@c{i}.test"),
+                            owner_first_name: None,
+                            owner_last_name: None,
+                            is_master: false,
+                            bulk_licensing: false,
+                            parent_id: None,
+                            billing: None,
+                            vanity_name: None,
+                        },
+                    )?;
+                    let input = delegation::RequestInput {
+                        customer: customer.id.clone(),
+                        name: format!("R{i}"),
+                        expires_at: None,
+                        auto_extend: false,
+                        allow_delegates: true,
+                        undisclosed: false,
+                        permissions: vec!["users:view".into()],
+                    };
+                    let r = delegation::request(c, &env, &me, &partner, input)?;
+                    delegation::approve(c, &env, &system, &customer.id, &r.id)?;
+                    Ok(r.id)
+                })
+                .collect::<Result<Vec<_>, provisor::error::AppError>>()
+        })
+        .expect("relationships");
+    // Let the worker skip the setup's membership events first.
+    while server
+        .state
+        .db
+        .read_blocking(|c| provisor::store::sync::any_pending(c).map_err(provisor::error::AppError::from))
+        .unwrap_or(false)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let rss_before = rss_mib();
+    let started = std::time::Instant::now();
+    for r in &rels {
+        post(&format!("/api/v1/relationships/{r}/groups"), json!({ "group_id": group, "auto_accept": true }));
+    }
+    let bind_s = started.elapsed().as_secs_f64();
+    let rows = members * relationships;
+    println!(
+        "sync-bind      {backend:<9} members={members} relationships={relationships} delegate_rows={rows} took={bind_s:.1}s ({:.0} rows/s)",
+        rows as f64 / bind_s
+    );
+    // Single adds and removes: response → the delegate row of the last relationship changes.
+    let last = rels.last().cloned().unwrap_or_default();
+    let present = |user: &str| {
+        server
+            .state
+            .db
+            .read_blocking(|c| {
+                provisor::store::delegation::delegate(c, &last, user).map_err(provisor::error::AppError::from)
+            })
+            .map(|d| d.is_some())
+            .unwrap_or(false)
+    };
+    let mut lat = Vec::new();
+    for user in &ids[members..] {
+        for (key, want) in [("add", true), ("remove", false)] {
+            post(&format!("/api/v1/groups/{group}/members"), json!({ key: [user] }));
+            let t0 = std::time::Instant::now();
+            while present(user) != want {
+                std::thread::sleep(std::time::Duration::from_micros(500));
+                assert!(t0.elapsed().as_secs() < 30, "a change never propagated");
+            }
+            lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "sync-propagate {backend:<9} changes={} p50={:.1}ms p99={:.1}ms max={:.1}ms (each reaching {relationships} relationships)",
+        lat.len(),
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        lat.last().copied().unwrap_or(0.0)
+    );
+    let started = std::time::Instant::now();
+    let report = post("/api/v1/sync/reconcile", json!({}));
+    let reconcile_s = started.elapsed().as_secs_f64();
+    println!(
+        "sync-reconcile {backend:<9} bindings={} delegate_rows={rows} drift={} took={reconcile_s:.1}s rss_before_bind={rss_before:.0}MiB rss_after={:.0}MiB",
+        report["bindings"], report["missing"].as_u64().unwrap_or(0) + report["extra"].as_u64().unwrap_or(0), rss_mib()
+    );
+    println!(
+        "{}",
+        json!({ "scenario": "sync", "backend": backend, "members": members, "relationships": relationships,
+                "bind_s": bind_s, "propagation_p50_ms": percentile(&lat, 50.0), "propagation_p99_ms": percentile(&lat, 99.0),
+                "reconcile_s": reconcile_s, "machine": machine() })
     );
 }
 
@@ -785,6 +946,7 @@ fn main() {
         match o.scenario.as_str() {
             "admin" => admin(backend, o.seconds),
             "delegated" => delegated(backend, o.seconds),
+            "sync" => sync(backend, o.members, o.relationships),
             "import" => import(backend),
             "import-latency" => import_latency(backend, o.rows),
             "saml" => saml(backend, &o.logins),
@@ -796,7 +958,7 @@ fn main() {
                 }
             }
             other => {
-                eprintln!("unknown scenario {other:?}; known: admin, delegated, import, import-latency, scim-create, scim-filter, scim, saml");
+                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, import, import-latency, scim-create, scim-filter, scim, saml");
                 std::process::exit(2);
             }
         }

@@ -302,24 +302,24 @@ fn remove_or_hold(
     if removals.is_empty() {
         return Ok((0, false, Vec::new()));
     }
-    let delegates = store::delegation::delegates_of(conn, &r.id)?;
-    // How many delegates would be left with no source at all.
+    let total = usize::try_from(store::delegation::count_delegates(conn, &r.id)?).unwrap_or(usize::MAX);
+    // How many delegates would be left with no source at all (only those named are read).
     let mut dropping: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for rm in removals {
         dropping.entry(rm.user_id.as_str()).or_default().insert(rm.source.as_str());
     }
-    let gone = delegates
-        .iter()
-        .filter(|d| {
-            dropping.get(d.user_id.as_str()).is_some_and(|drop| sources_of(d).iter().all(|s| drop.contains(s.as_str())))
-        })
-        .count();
-    if threshold.holds(gone, delegates.len()) {
+    let mut gone = 0;
+    for (user, drop) in &dropping {
+        if let Some(d) = store::delegation::delegate(conn, &r.id, user)? {
+            gone += usize::from(sources_of(&d).iter().all(|s| drop.contains(s.as_str())));
+        }
+    }
+    if threshold.holds(gone, total) {
         let hold = SyncHoldRow {
             id: new_id(),
             relationship_id: r.id.clone(),
             removals: serde_json::to_string(removals)?,
-            reason: format!("{reason}: {gone} of {} delegates would lose access at once", delegates.len()),
+            reason: format!("{reason}: {gone} of {total} delegates would lose access at once"),
             status: "held".into(),
             created_at: env.now,
             decided_at: None,
@@ -327,7 +327,7 @@ fn remove_or_hold(
         };
         store::sync::insert_hold(conn, &hold)?;
         let actor = system();
-        let detail = serde_json::json!({ "hold": hold.id, "removals": removals.len(), "delegates": delegates.len() });
+        let detail = serde_json::json!({ "hold": hold.id, "removals": removals.len(), "delegates": total });
         audit::record(conn, env, &r.partner_account_id, &actor, actor.via, "sync.removal_held", Some(&r.id), detail)?;
         return Ok((0, true, Vec::new()));
     }

@@ -129,6 +129,10 @@ pub fn delete_delegate(conn: &mut DbConn, relationship: &str, user: &str) -> Que
     })
 }
 
+pub fn count_delegates(conn: &mut DbConn, relationship: &str) -> QueryResult<i64> {
+    crate::with_backend!(conn, |c| { d::table.filter(d::relationship_id.eq(relationship)).count().get_result(c) })
+}
+
 pub fn delegates_of(conn: &mut DbConn, relationship: &str) -> QueryResult<Vec<DelegateRow>> {
     crate::with_backend!(conn, |c| {
         d::table

@@ -408,3 +408,94 @@ fn a_membership_committed_before_a_crash_is_propagated_once_after_restart() {
     let (_, st) = call(&server, "GET", &format!("{p}/sync/status"), Value::Null);
     assert_eq!(st["outbox_depth"], 0, "{st}");
 }
+
+fn applied_events(base: &str) -> u64 {
+    let text = reqwest::blocking::get(format!("{base}/metrics")).and_then(|r| r.text()).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("provisor_sync_events_applied_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Two server processes drain one outbox under a burst of 5,000 membership changes sent to
+/// both: every event is applied exactly once (the two processes' counters add up to the
+/// number of events) and the delegate list ends equal to a reconcile's view.
+#[test]
+fn two_processes_drain_one_outbox_exactly_once() {
+    let spec = std::env::var("PROVISOR_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into());
+    let db = ScratchDb::create(&spec).expect("scratch database");
+    let no_hold = [("PROVISOR_SYNC_HOLD_MIN", "1000000")];
+    let one = ServerProcess::start_binary(env!("CARGO_BIN_EXE_provisor").into(), db.url(), &no_hold).expect("one");
+    let two = ServerProcess::start_binary(env!("CARGO_BIN_EXE_provisor").into(), db.url(), &no_hold).expect("two");
+    let op = one.operator.clone();
+    let client = reqwest::blocking::Client::new();
+    let call = |base: &str, method: &str, path: &str, token: &str, body: Value| -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = client.request(m, format!("{base}{path}")).bearer_auth(token).json(&body).send().expect("answer");
+        let s = r.status().as_u16();
+        (s, r.json().unwrap_or(Value::Null))
+    };
+    let mk = |name: &str, owner: &str| {
+        let (s, v) = call(&one.base, "POST", "/api/v1/accounts", &op, json!({ "name": name, "owner_email": owner }));
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    };
+    let (partner, customer) = (mk("Partner", "lead@p.test"), mk("Customer", "boss@c.test"));
+    let (p, c) = (format!("/api/v1/accounts/{partner}"), format!("/api/v1/accounts/{customer}"));
+    let (_, scim) = call(&one.base, "POST", &format!("{p}/tokens"), &op, json!({ "scope": "scim" }));
+    let scim = scim["token"].as_str().unwrap().to_owned();
+    let users: Vec<String> = (0..250)
+        .map(|i| {
+            let email = format!("m{i}@p.test");
+            let base = if i % 2 == 0 { &one.base } else { &two.base };
+            let (s, v) = call(base, "POST", "/scim/v2/Users", &scim, json!({ "schemas": [USER], "userName": email, "active": true, "emails": [{ "value": email, "primary": true }] }));
+            assert_eq!(s, 201, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let (_, group) = call(&one.base, "POST", &format!("{p}/groups"), &op, json!({ "name": "Crew" }));
+    let group = group["id"].as_str().unwrap().to_owned();
+    let (_, rel) = call(
+        &one.base,
+        "POST",
+        &format!("{p}/relationships"),
+        &op,
+        json!({ "customer": customer, "name": "R", "allow_delegates": true, "permissions": ["users:view"] }),
+    );
+    let rel = rel["id"].as_str().unwrap().to_owned();
+    assert_eq!(call(&one.base, "POST", &format!("{c}/relationships/{rel}/approve"), &op, json!({})).0, 200);
+    let (s, v) = call(
+        &one.base,
+        "POST",
+        &format!("{p}/relationships/{rel}/groups"),
+        &op,
+        json!({ "group_id": group, "auto_accept": true }),
+    );
+    assert_eq!(s, 201, "{v}");
+    let before = applied_events(&one.base) + applied_events(&two.base);
+
+    // 20 alternating full adds and removals of 250 members, half through each process.
+    for round in 0..20 {
+        let base = if round % 2 == 0 { &one.base } else { &two.base };
+        let key = if round % 2 == 0 { "add" } else { "remove" };
+        let (s, v) = call(base, "POST", &format!("{p}/groups/{group}/members"), &op, json!({ key: users }));
+        assert_eq!(s, 200, "{v}");
+    }
+    let started = Instant::now();
+    loop {
+        let (_, st) = call(&one.base, "GET", &format!("{p}/sync/status"), &op, Value::Null);
+        if st["outbox_depth"] == 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the outbox never drained: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let applied = applied_events(&one.base) + applied_events(&two.base) - before;
+    assert_eq!(applied, 5000, "every event applied exactly once across both processes");
+    // The last round removed everyone: no delegate is left, and a reconcile agrees.
+    let (_, ds) = call(&two.base, "GET", &format!("{p}/relationships/{rel}/delegates"), &op, Value::Null);
+    assert_eq!(ds["delegates"].as_array().map(Vec::len), Some(0), "{ds}");
+    let (_, r) = call(&one.base, "POST", &format!("{p}/sync/reconcile?dry_run=true"), &op, json!({}));
+    assert_eq!((r["missing"].as_u64(), r["extra"].as_u64()), (Some(0), Some(0)), "{r}");
+    drop((one, two));
+}
