@@ -499,3 +499,36 @@ fn two_processes_drain_one_outbox_exactly_once() {
     assert_eq!((r["missing"].as_u64(), r["extra"].as_u64()), (Some(0), Some(0)), "{r}");
     drop((one, two));
 }
+
+/// Duplicated and out-of-order events (an `added` replayed after the member left, a
+/// `removed` arriving for someone who is back) converge on the membership as it is.
+#[test]
+fn duplicate_and_out_of_order_events_converge_on_the_current_membership() {
+    let app = TestApp::spawn();
+    let w = world(&app, 1);
+    let (eve, fay) = (scim_user(&app, &w, "eve@acme.test"), scim_user(&app, &w, "fay@acme.test"));
+    let group = scim_group(&app, &w, "Ops", &[&eve]);
+    let rel = relationship(&app, &w, 0, &["users:view"]);
+    bind(&app, &w, &rel, &group, None, true);
+    let env = app.state.env();
+    let (p, g, e, f) = (w.partner.clone(), group.clone(), eve.clone(), fay.clone());
+    app.state
+        .db
+        .write_blocking(|c| {
+            use provisor::store::groups::record_event;
+            // eve is a member: a stray `removed` for her changes nothing; fay is not: a
+            // replayed `added` (twice) for her changes nothing either.
+            record_event(c, &p, &g, &e, "removed", "scim", env.now)?;
+            record_event(c, &p, &g, &f, "added", "scim", env.now)?;
+            record_event(c, &p, &g, &f, "added", "scim", env.now)?;
+            record_event(c, &p, &g, &e, "added", "scim", env.now)?;
+            Ok::<_, provisor::error::AppError>(())
+        })
+        .unwrap();
+    until("the outbox drains", || (app.get("/api/v1/sync/status", &w.lead).1["outbox_depth"] == 0).then_some(()));
+    let ds = delegates(&app, &w, &rel);
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    assert_eq!(ds[0]["user_id"], eve.as_str());
+    assert_eq!(ds[0]["sources"], json!([format!("group:{group}")]), "one source, not two");
+    let _ = fay;
+}
