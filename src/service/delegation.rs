@@ -433,6 +433,54 @@ fn mail_partner(conn: &mut DbConn, env: &Env, r: &RelationshipRow, subject: &str
     Ok(())
 }
 
+/// What a relationship is agreed on besides its permissions.
+struct Terms {
+    expires_at: Option<NaiveDateTime>,
+    auto_extend: bool,
+    allow_delegates: bool,
+    undisclosed: bool,
+}
+
+/// A new relationship between `ends` (partner, customer): `pending` when the partner asks,
+/// `invited` when the customer invites.
+fn new_row(
+    env: &Env,
+    by: Side,
+    ends: (&str, &str),
+    name: String,
+    contact: Option<String>,
+    perms: PermissionSet,
+    t: Terms,
+) -> RelationshipRow {
+    RelationshipRow {
+        id: new_id(),
+        partner_account_id: ends.0.to_owned(),
+        customer_account_id: ends.1.to_owned(),
+        name,
+        status: match by {
+            Side::Partner => Status::Pending,
+            Side::Customer => Status::Invited,
+        }
+        .as_str()
+        .into(),
+        initiated_by: by.as_str().into(),
+        contact_user_id: contact,
+        permissions: names_json(perms),
+        pending_permissions: None,
+        expires_at: t.expires_at,
+        auto_extend: t.auto_extend,
+        allow_delegates: t.allow_delegates,
+        undisclosed: t.undisclosed,
+        created_at: env.now,
+        activated_at: None,
+        ended_at: None,
+        ended_by: None,
+        updated_at: env.now,
+        version: 0,
+        last_synced_at: None,
+    }
+}
+
 /// A partner user (of `partner`) asks `input.customer` for access.
 pub fn request(
     conn: &mut DbConn,
@@ -453,28 +501,13 @@ pub fn request(
         Some(u) => Some(u.clone()),
         None => store::users::owner(conn, partner)?.map(|o| o.id),
     };
-    let row = RelationshipRow {
-        id: new_id(),
-        partner_account_id: partner.to_owned(),
-        customer_account_id: customer.id.clone(),
-        name: clean_name(&input.name)?,
-        status: Status::Pending.as_str().into(),
-        initiated_by: Side::Partner.as_str().into(),
-        contact_user_id: contact,
-        permissions: names_json(perms),
-        pending_permissions: None,
+    let terms = Terms {
         expires_at: input.expires_at,
         auto_extend: input.auto_extend,
         allow_delegates: input.allow_delegates,
         undisclosed: input.undisclosed,
-        created_at: env.now,
-        activated_at: None,
-        ended_at: None,
-        ended_by: None,
-        updated_at: env.now,
-        version: 0,
-        last_synced_at: None,
     };
+    let row = new_row(env, Side::Partner, (partner, &customer.id), clean_name(&input.name)?, contact, perms, terms);
     store::delegation::insert(conn, &row)?;
     let detail = serde_json::json!({ "permissions": perms.names(), "expires_at": input.expires_at });
     audit_both(conn, env, actor, Some(Side::Partner), &row, "relationship.requested", detail.clone(), detail)?;
@@ -516,28 +549,15 @@ pub fn invite(
     check_grant(actor.holds, perms)?;
     expiry_checked(input.expires_at, env.now)?;
     let partner_row = account(conn, &partner_user.account_id)?;
-    let row = RelationshipRow {
-        id: new_id(),
-        partner_account_id: partner_row.id.clone(),
-        customer_account_id: customer.to_owned(),
-        name: clean_name(input.name.as_deref().unwrap_or(&format!("{} for {}", partner_row.name, customer_row.name)))?,
-        status: Status::Invited.as_str().into(),
-        initiated_by: Side::Customer.as_str().into(),
-        contact_user_id: Some(partner_user.id.clone()),
-        permissions: names_json(perms),
-        pending_permissions: None,
+    let name = clean_name(input.name.as_deref().unwrap_or(&format!("{} for {}", partner_row.name, customer_row.name)))?;
+    let terms = Terms {
         expires_at: input.expires_at,
         auto_extend: input.auto_extend,
         allow_delegates: input.allow_delegates,
         undisclosed: input.undisclosed,
-        created_at: env.now,
-        activated_at: None,
-        ended_at: None,
-        ended_by: None,
-        updated_at: env.now,
-        version: 0,
-        last_synced_at: None,
     };
+    let row =
+        new_row(env, Side::Customer, (&partner_row.id, customer), name, Some(partner_user.id.clone()), perms, terms);
     store::delegation::insert(conn, &row)?;
     let detail = serde_json::json!({ "permissions": perms.names(), "partner_user": partner_user.id });
     audit_both(conn, env, actor, Some(Side::Customer), &row, "relationship.invited", detail.clone(), detail)?;

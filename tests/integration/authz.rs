@@ -474,18 +474,6 @@ fn a_view_only_role_reads_its_area_and_writes_nothing() {
             _ => None,
         })
         .collect();
-    let fill = |path: &str| {
-        path.replace("{user_id}", "u-none")
-            .replace("{sub_id}", "s-none")
-            .replace("{product}", "pro")
-            .replace("{token_id}", "t-none")
-            .replace("{role_id}", "r-none")
-            .replace("{domain}", "none.example")
-            .replace("{group_id}", "g-none")
-            .replace("{site_id}", "x-none")
-            .replace("{number}", "+15550000000")
-            .replace("{certificate_id}", "c-none")
-    };
     for area in &areas {
         let role = format!("{area} viewer");
         let (s, v) =
@@ -497,7 +485,7 @@ fn a_view_only_role_reads_its_area_and_writes_nothing() {
         let token = app.token(&a, "admin", Some(&email));
         for r in ACCOUNT_SCOPED.iter().flat_map(|t| t.iter()) {
             let Need::Perm(p) = r.need else { continue };
-            let path = format!("/api/v1{}", fill(r.path));
+            let path = format!("/api/v1{}", crate::harness::fill_route(r.path));
             let body = if r.method == "GET" || r.method == "DELETE" { None } else { Some(json!({})) };
             let (s, v) = app.call(r.method, &path, Some(&token), body);
             let holds = p.area.as_str() == area && p.level == provisor::domain::authz::Level::View;

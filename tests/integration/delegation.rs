@@ -248,19 +248,6 @@ fn the_scope_matrix_holds_for_every_route_of_the_catalogue() {
         ("phone edit", vec!["phone_sites:edit".into(), "phone_numbers:edit".into(), "phone_users:edit".into()]),
         ("everything", all),
     ];
-    let fill = |path: &str| {
-        path.replace("{user_id}", "u-none")
-            .replace("{sub_id}", "s-none")
-            .replace("{product}", "pro")
-            .replace("{token_id}", "t-none")
-            .replace("{role_id}", "r-none")
-            .replace("{domain}", "none.example")
-            .replace("{group_id}", "g-none")
-            .replace("{site_id}", "x-none")
-            .replace("{number}", "+15550000000")
-            .replace("{certificate_id}", "c-none")
-            .replace("{relationship_id}", "rel-none")
-    };
     for (label, perms) in &scopes {
         let names: Vec<&str> = perms.iter().map(String::as_str).collect();
         let id = request(&app, &w, &names, json!({}));
@@ -272,7 +259,7 @@ fn the_scope_matrix_holds_for_every_route_of_the_catalogue() {
             if r.path.starts_with("/relationships/{relationship_id}") && r.method != "GET" {
                 continue;
             }
-            let path = format!("/api/v1{}", fill(r.path));
+            let path = format!("/api/v1{}", crate::harness::fill_route(r.path));
             let body = if r.method == "GET" || r.method == "DELETE" { None } else { Some(json!({})) };
             let (s, v) = app.call(r.method, &path, Some(&token), body);
             let allowed = matches!(r.need, Need::Perm(p) if holds.contains(p)) || r.need == Need::Public;

@@ -155,3 +155,21 @@ pub fn cli(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
     let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// A concrete path for a declared route pattern, every `{parameter}` filled with an id that
+/// names nothing (route-matrix tests call every route this way).
+pub fn fill_route(path: &str) -> String {
+    path.replace("{user_id}", "u-none")
+        .replace("{sub_id}", "s-none")
+        .replace("{product}", "pro")
+        .replace("{token_id}", "t-none")
+        .replace("{role_id}", "r-none")
+        .replace("{domain}", "none.example")
+        .replace("{group_id}", "g-none")
+        .replace("{site_id}", "x-none")
+        .replace("{number}", "+15550000000")
+        .replace("{certificate_id}", "c-none")
+        .replace("{relationship_id}", "rel-none")
+        .replace("{binding_id}", "b-none")
+        .replace("{hold_id}", "h-none")
+}
