@@ -8,6 +8,7 @@ mod delegation;
 mod licenses;
 mod mapping;
 mod phone;
+mod report;
 mod serve;
 mod sso;
 pub mod test_idp;
@@ -24,6 +25,7 @@ pub use self::delegation::{DelegateCmd, HeldCmd, RelationshipCmd, SyncCmd};
 pub use self::licenses::LicensesCmd;
 pub use self::mapping::MappingCmd;
 pub use self::phone::{NumbersCmd, PhoneCmd, SiteCmd};
+pub use self::report::ReportCmd;
 pub use self::serve::ServeArgs;
 pub use self::sso::SsoCmd;
 pub use self::token::TokenCmd;
@@ -100,6 +102,9 @@ pub enum Command {
     /// Group sync: reconcile, status, held removals.
     #[command(subcommand)]
     Sync(SyncCmd),
+    /// Reports across a master account's tree (licenses, active users, phone).
+    #[command(subcommand)]
+    Report(ReportCmd),
     /// Sign a SAML response with the TEST-ONLY keys in idp-fixtures/ (to try SSO locally
     /// with curl; those keys are public, never trust them in production).
     TestIdp(test_idp::TestIdpArgs),
@@ -216,6 +221,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
         Command::Relationship(cmd) => delegation::run_relationship(url, cmd),
         Command::Delegate(cmd) => delegation::run_delegate(url, cmd),
         Command::Sync(cmd) => delegation::run_sync(url, cmd),
+        Command::Report(cmd) => report::run_report(url, cmd),
         Command::TestIdp(args) => test_idp::run(&args),
     }
 }

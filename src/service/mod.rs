@@ -17,6 +17,7 @@ pub mod groups;
 pub mod licenses;
 pub mod mapping;
 pub mod phone;
+pub mod reports;
 pub mod roles;
 pub mod saml_login;
 pub mod scim;

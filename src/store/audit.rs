@@ -47,3 +47,30 @@ pub fn list_mail(conn: &mut DbConn, recipient: Option<&str>, limit: i64) -> Quer
         q.order(mail_outbox::id.desc()).limit(limit).select(MailRow::as_select()).load(c)
     })
 }
+
+/// The users of `account` with an SSO login or a SCIM/API change in `[from, to)`, with the
+/// instant of their last one (read from the audit log; users since deleted are left out).
+pub fn active_users(
+    conn: &mut DbConn,
+    account: &str,
+    from: chrono::NaiveDateTime,
+    to: chrono::NaiveDateTime,
+) -> QueryResult<Vec<(String, Option<String>, chrono::NaiveDateTime)>> {
+    use super::schema::users;
+    crate::with_backend!(conn, |c| {
+        audit_log::table
+            .inner_join(users::table.on(audit_log::target.eq(users::id.nullable())))
+            .filter(audit_log::account_id.eq(account))
+            .filter(audit_log::created_at.ge(from))
+            .filter(audit_log::created_at.lt(to))
+            .filter(
+                audit_log::action
+                    .eq("saml.login")
+                    .or(audit_log::action.like("user.%").and(audit_log::source.eq_any(["scim", "api"]))),
+            )
+            .group_by((users::id, users::email))
+            .select((users::id, users::email, diesel::dsl::max(audit_log::created_at).assume_not_null()))
+            .order(users::id.asc())
+            .load(c)
+    })
+}

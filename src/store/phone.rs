@@ -199,3 +199,42 @@ pub fn insert_desk_phones(conn: &mut DbConn, phones: &[DeskPhoneRow]) -> QueryRe
         Ok(())
     })
 }
+
+/// Numbers in an account's pool and how many are assigned.
+pub fn number_counts(conn: &mut DbConn, account: &str) -> QueryResult<(i64, i64)> {
+    use super::schema::phone_numbers as pn;
+    crate::with_backend!(conn, |c| {
+        let total: i64 = pn::table.filter(pn::account_id.eq(account)).count().get_result(c)?;
+        let assigned: i64 = pn::table
+            .filter(pn::account_id.eq(account))
+            .filter(pn::assigned_user_id.is_not_null())
+            .count()
+            .get_result(c)?;
+        Ok((total, assigned))
+    })
+}
+
+/// Users with a phone per site (`""`: none) and per calling plan.
+pub fn phone_user_counts(
+    conn: &mut DbConn,
+    account: &str,
+) -> QueryResult<(std::collections::BTreeMap<String, i64>, std::collections::BTreeMap<String, i64>)> {
+    use super::schema::user_phones as up;
+    crate::with_backend!(conn, |c| {
+        let sites: Vec<(Option<String>, i64)> = up::table
+            .filter(up::account_id.eq(account))
+            .group_by(up::site_id)
+            .select((up::site_id, diesel::dsl::count_star()))
+            .load(c)?;
+        let plans: Vec<(Option<String>, i64)> = up::table
+            .filter(up::account_id.eq(account))
+            .filter(up::calling_plan.is_not_null())
+            .group_by(up::calling_plan)
+            .select((up::calling_plan, diesel::dsl::count_star()))
+            .load(c)?;
+        Ok((
+            sites.into_iter().map(|(s, n)| (s.unwrap_or_default(), n)).collect(),
+            plans.into_iter().map(|(p, n)| (p.unwrap_or_default(), n)).collect(),
+        ))
+    })
+}

@@ -15,6 +15,7 @@ mod process;
 mod provisioning;
 mod races;
 mod readme;
+mod reports;
 mod saml;
 mod scim;
 mod scim_fixtures;

@@ -1054,3 +1054,20 @@ fn a_partner_users_sso_session_reaches_the_delegate_routes() {
     let (s, v) = app.get("/api/v1/delegations", &sso.token);
     assert_eq!((s, v["delegations"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
 }
+
+/// The active-users report counts real SSO logins (its `saml.login` audit entries).
+#[test]
+fn sso_logins_count_as_activity_in_the_active_users_report() {
+    let app = TestApp::spawn();
+    let sso = configure(&app, IdpShape::Okta, json!({ "allow_idp_initiated": true }));
+    let (_, before) = app.get("/api/v1/reports/active_users?list=true", &sso.token);
+    let listed = |r: &Value| r["accounts"][0]["users"].to_string().contains("jane.doe@example.com");
+    assert!(!listed(&before), "{before}");
+    let xml = idp().response_xml(&spec(IdpShape::Okta, &sso)).unwrap();
+    let (s, _, v) = post_acs(&app, &sso.acs_url, &b64(&xml), None, true);
+    assert_eq!(s, 200, "{v}");
+    let (s, after) = app.get("/api/v1/reports/active_users?list=true", &sso.token);
+    assert_eq!(s, 200, "{after}");
+    assert!(listed(&after), "the SSO login counts: {after}");
+    assert_eq!(after["total"].as_u64(), before["total"].as_u64().map(|n| n + 1), "{after}");
+}

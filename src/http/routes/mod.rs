@@ -82,6 +82,7 @@ pub mod me;
 pub mod phone;
 pub mod platform;
 pub mod relationships;
+pub mod reports;
 pub mod roles;
 pub mod saml;
 pub mod sso;
@@ -105,7 +106,8 @@ pub fn account_scoped(cfg: &mut web::ServiceConfig) {
         .configure(tokens::configure)
         .configure(me::configure)
         .configure(relationships::configure)
-        .configure(sync::configure);
+        .configure(sync::configure)
+        .configure(reports::configure);
 }
 
 /// The route tables of the account-scoped modules (registered under `/api/v1` and the
@@ -123,6 +125,7 @@ pub const ACCOUNT_SCOPED: &[&[RouteSpec]] = &[
     me::ROUTES,
     relationships::ROUTES,
     sync::ROUTES,
+    reports::ROUTES,
 ];
 
 /// The tables of the routes registered at the root (full paths).
