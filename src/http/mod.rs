@@ -220,6 +220,16 @@ pub fn spawn_maintenance(state: Arc<AppState>) {
                 Err(e) => tracing::warn!(error = %e, "invitation purge failed"),
             }
             state.limiter.prune();
+            let week_ago = state.clock.now_naive() - chrono::Duration::days(7);
+            match state
+                .db
+                .write(move |c| crate::store::sync::purge_processed(c, week_ago).map_err(crate::error::AppError::from))
+                .await
+            {
+                Ok(n) if n > 0 => tracing::debug!(purged = n, "applied membership events older than a week removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "membership event purge failed"),
+            }
             let now = state.clock.now_naive();
             match state
                 .db

@@ -171,3 +171,10 @@ pub fn decide_hold(conn: &mut DbConn, id: &str, status: &str, now: NaiveDateTime
             .map(|n| n == 1)
     })
 }
+
+/// Deletes applied events older than `before` (the outbox keeps a week of history).
+pub fn purge_processed(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
+    crate::with_backend!(conn, |c| {
+        diesel::delete(me::table.filter(me::processed_at.is_not_null()).filter(me::processed_at.lt(before))).execute(c)
+    })
+}
