@@ -34,6 +34,21 @@ pub enum UsersCmd {
         #[arg(long)]
         file: Option<std::path::PathBuf>,
     },
+    /// Move users (a CSV of e-mails: the first column, header optional) from wherever they
+    /// are in the tree of --account into --to; each row one transaction (a dry run: all rows
+    /// in one, rolled back).
+    Move {
+        /// The account whose tree the users and the target are in.
+        #[arg(long)]
+        account: String,
+        /// The target account.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +92,43 @@ pub(super) fn run(database_url: &str, cmd: UsersCmd) -> AppResult<Option<Value>>
             let report = service::users::import_csv(&db, || cli_env(&clock), &actor, &account, reader, |_| {})?;
             bar.finish_and_clear();
             Ok(Some(serde_json::to_value(report).map_err(|e| AppError::Internal(e.to_string()))?))
+        }
+        UsersCmd::Move { account, to, file, dry_run } => {
+            use crate::service::moves;
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                AppError::bad_request("cannot_read_file", format!("cannot read {}: {e}", file.display()))
+            })?;
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+            let mut emails = Vec::new();
+            for (i, row) in reader.records().enumerate() {
+                let row = row.map_err(|e| AppError::bad_request("invalid_csv", format!("line {}: {e}", i + 1)))?;
+                let first = row.get(0).unwrap_or_default().trim().to_owned();
+                if first.is_empty() || (i == 0 && first.eq_ignore_ascii_case("email")) {
+                    continue;
+                }
+                emails.push(first);
+            }
+            let tree = db.read_blocking(|c| moves::tree(c, &account))?;
+            moves::check_target(&tree, &to)?;
+            let env = cli_env(&clock);
+            let results = if dry_run {
+                db.write_blocking(|c| {
+                    crate::store::in_rolled_back_savepoint(c, |c| {
+                        moves::dry_run_all(c, &env, &actor, &tree, &to, &emails)
+                    })
+                })?
+            } else {
+                let bar = super::count_bar(emails.len() as u64, "users");
+                let mut out = Vec::with_capacity(emails.len());
+                for e in &emails {
+                    let env = cli_env(&clock);
+                    out.push(db.write_blocking(|c| moves::move_one(c, &env, &actor, &tree, &to, e, false))?.0);
+                    bar.inc(1);
+                }
+                bar.finish_and_clear();
+                out
+            };
+            Ok(Some(json!({ "results": results })))
         }
         UsersCmd::Export { account, file } => {
             let bytes = db.read_blocking(|c| service::users::export_csv(c, &account))?;

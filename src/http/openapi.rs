@@ -87,6 +87,7 @@ use super::{pages, routes};
         routes::users::list_invitations,
         routes::users::bulk_change_type,
         routes::users::bulk_remove,
+        routes::users::move_users,
         routes::users::import_csv,
         routes::users::export_csv,
         routes::roles::list,

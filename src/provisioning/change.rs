@@ -215,6 +215,9 @@ pub struct IdentityChange {
     /// For `Upsert`: the user with this e-mail as the caller already read it in this
     /// transaction (`Some(None)`: there is none), so the pipeline need not look again.
     pub prefetched_user: Option<Option<crate::store::models::UserRow>>,
+    /// An administrator's move of the (existing) user into this account of the same tree:
+    /// the pipeline releases what the user holds in its account and settles them here.
+    pub move_to: Option<crate::store::models::AccountRow>,
 }
 
 impl IdentityChange {
@@ -230,6 +233,7 @@ impl IdentityChange {
             invite: false,
             apply_mapping: false,
             prefetched_user: None,
+            move_to: None,
         }
     }
 }

@@ -230,7 +230,9 @@ fn upsert_user(
     }
     // A user placed in a sub account earlier stays there when they come back through the
     // master (no automatic move back: that would strip licenses on a rule edit).
+    let moving = change.move_to.take();
     let home = match (&existing, &placement) {
+        _ if moving.is_some() => moving.clone().ok_or(AppError::not_found("account"))?,
         (_, Some(target)) => target.clone(),
         (Some(u), None) if u.account_id != account.id => {
             store::accounts::find(conn, &u.account_id)?.ok_or(AppError::not_found("account"))?
@@ -251,7 +253,7 @@ fn upsert_user(
 
     // 2. Identity and profile.
     apply_identity(conn, &home, &mut user, created, &ex, &mut changes)?;
-    if created || changes.iter().any(|c| c.field == "email") {
+    if created || moving.is_some() || changes.iter().any(|c| c.field == "email") {
         check_domain_routing(conn, &home, user.email.as_deref())?;
     }
 
@@ -342,6 +344,8 @@ fn upsert_user(
         store::phone::release_numbers_of(conn, &user.id)?;
         store::users::delete_phone(conn, &user.id)?;
         super::groups::remove_from_all(conn, env, &user.account_id, &user.id, change.source)?;
+        // Custom roles belong to their account.
+        user.custom_role_id = None;
         changes.push(FieldChange::new("account", Some(user.account_id.clone()), Some(home.id.clone())));
         user.account_id = home.id.clone();
     }

@@ -16,6 +16,7 @@ pub mod dns;
 pub mod groups;
 pub mod licenses;
 pub mod mapping;
+pub mod moves;
 pub mod phone;
 pub mod reports;
 pub mod roles;

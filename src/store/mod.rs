@@ -164,6 +164,31 @@ where
     out
 }
 
+/// Runs `f` inside a savepoint of the current transaction: kept when `f` succeeds, rolled
+/// back when it fails (a refused row of a batch leaves nothing behind, the others stay).
+pub fn in_savepoint<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction(c)?,
+        DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(v) => {
+            match conn {
+                DbConn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c)?,
+                DbConn::Pg(c) => AnsiTransactionManager::commit_transaction(c)?,
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            rollback(conn)?;
+            Err(e)
+        }
+    }
+}
+
 /// `BEGIN IMMEDIATE`, polling every millisecond while another process holds the write lock.
 /// SQLite's own busy handler sleeps in growing steps (up to 100 ms each), so a writer of
 /// another process that re-takes the lock soon after each commit — an import's batch loop —

@@ -9,6 +9,7 @@ mod authz;
 mod cli;
 mod delegation;
 mod mail;
+mod moves;
 mod newcomer;
 mod pages;
 mod process;

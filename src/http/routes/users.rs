@@ -22,6 +22,7 @@ route_table! {
     GET "/users/export" => export_csv, view Users;
     POST "/users/bulk/change_type" => bulk_change_type, edit Users;
     POST "/users/bulk/remove" => bulk_remove, edit Users;
+    POST "/users/move" => move_users, edit SubAccounts;
     GET "/users/{user_id}" => get, view Users;
     PATCH "/users/{user_id}" => update, edit Users;
     DELETE "/users/{user_id}" => delete, edit Users;
@@ -325,4 +326,62 @@ pub async fn end_sessions(
         })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ended": ended })))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveUsers {
+    /// Users by e-mail (at most 10,000), each moved from the account it is in now.
+    pub emails: Vec<String>,
+    /// An account of the caller's tree.
+    pub to_account: String,
+    /// Report what would happen, change nothing (default false).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Move users between the accounts of the caller's tree, row by row (each move one
+/// transaction; owners, Admins and pending users are refused; a target without the seats
+/// refuses the row).
+#[utoipa::path(post, path = "/api/v1/users/move", tag = "users", request_body = MoveUsers,
+    responses((status = 200, description = "{\"results\": [{email, status: moved|would_move|refused, reason}]}", body = [crate::service::moves::MoveResult]),
+              (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn move_users(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    body: web::Json<MoveUsers>,
+) -> AppResult<HttpResponse> {
+    use crate::service::moves;
+    let b = body.into_inner();
+    if b.emails.len() > 10_000 {
+        return Err(AppError::bad_request("too_many", "at most 10,000 e-mails per request; use the CLI for more"));
+    }
+    let account = ctx.account_id.clone();
+    let tree = state.db.read(move |c| moves::tree(c, &account)).await?;
+    moves::check_target(&tree, &b.to_account)?;
+    let env = state.env();
+    let results = if b.dry_run {
+        let (actor, target, emails) = (ctx.actor.clone(), b.to_account.clone(), b.emails.clone());
+        state
+            .db
+            .write(move |c| {
+                store::in_rolled_back_savepoint(c, |c| moves::dry_run_all(c, &env, &actor, &tree, &target, &emails))
+            })
+            .await?
+    } else {
+        let mut out = Vec::with_capacity(b.emails.len());
+        for email in b.emails {
+            let (env, actor, tree, target) = (state.env(), ctx.actor.clone(), tree.clone(), b.to_account.clone());
+            let (r, revoked) =
+                state.db.write(move |c| moves::move_one(c, &env, &actor, &tree, &target, &email, false)).await?;
+            for h in &revoked {
+                state.tokens.forget_hash(h);
+            }
+            out.push(r);
+        }
+        let _ = env;
+        state.authorization_changed();
+        out
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
 }
