@@ -42,6 +42,8 @@ struct Opts {
     rows: usize,
     members: usize,
     relationships: usize,
+    subs: usize,
+    per_sub: usize,
 }
 
 fn parse_args() -> Opts {
@@ -55,6 +57,8 @@ fn parse_args() -> Opts {
         rows: 100_000,
         members: 10_000,
         relationships: 50,
+        subs: 100,
+        per_sub: 1000,
     };
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -64,6 +68,8 @@ fn parse_args() -> Opts {
                     Some(b) => vec![b.to_owned()],
                 }
             }
+            "--subs" => o.subs = args.next().and_then(|s| s.parse().ok()).unwrap_or(100),
+            "--per-sub" => o.per_sub = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000),
             "--members" => o.members = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000),
             "--relationships" => o.relationships = args.next().and_then(|s| s.parse().ok()).unwrap_or(50),
             "--rows" => o.rows = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000),
@@ -393,6 +399,125 @@ fn sync(backend: &str, members: usize, relationships: usize) {
                 "bind_s": bind_s, "propagation_p50_ms": percentile(&lat, 50.0), "propagation_p99_ms": percentile(&lat, 99.0),
                 "reconcile_s": reconcile_s, "machine": machine() })
     );
+}
+
+/// Reports and moves: a master with `subs` sub accounts of `per_sub` users each; the
+/// licenses and active-users reports over the whole tree (median of 5), then moving
+/// `per_sub * 10` users from the first ten subs into the last one through the API (rows/s),
+/// with the process's memory before and after.
+fn reports(backend: &str, per_sub: usize, subs: usize) {
+    use provisor::provisioning::{Actor, Source};
+    use provisor::service::accounts;
+    let (_db, server, master, owner) = server_with_account(backend, "admin");
+    let env = server.state.env();
+    let system = Actor::system("bench");
+    server
+        .state
+        .db
+        .write_blocking(|c| {
+            let mut row = provisor::store::accounts::find(c, &master)?.expect("master");
+            row.is_master = true;
+            row.bulk_licensing = true;
+            provisor::store::accounts::update(c, &row)?;
+            Ok::<_, provisor::error::AppError>(())
+        })
+        .expect("master");
+    let sub_ids: Vec<String> = (0..subs)
+        .map(|i| {
+            server
+                .state
+                .db
+                .write_blocking(|c| {
+                    accounts::create(
+                        c,
+                        &env,
+                        &system,
+                        Source::Cli,
+                        accounts::NewAccount {
+                            name: format!("Sub {i}"),
+                            owner_email: format!("owner@s{i}.test"),
+                            owner_first_name: None,
+                            owner_last_name: None,
+                            is_master: false,
+                            bulk_licensing: false,
+                            parent_id: Some(master.clone()),
+                            billing: None,
+                            vanity_name: None,
+                        },
+                    )
+                })
+                .expect("sub")
+                .0
+                .id
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for (i, sub) in sub_ids.iter().enumerate() {
+        seed_named(&server, sub, &format!("s{i}"), per_sub);
+    }
+    println!("seeded {} users in {} subs in {:.1}s", per_sub * subs, subs, started.elapsed().as_secs_f64());
+    let client = reqwest::blocking::Client::new();
+    let get = |path: &str| {
+        let t0 = std::time::Instant::now();
+        let r = client.get(format!("{}{path}", server.base)).bearer_auth(&owner).send().expect("answer");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        let _ = r.bytes();
+        t0.elapsed().as_secs_f64() * 1000.0
+    };
+    for (name, path) in [("licenses", "/api/v1/reports/licenses"), ("active_users", "/api/v1/reports/active_users")] {
+        let mut t: Vec<f64> = (0..5).map(|_| get(path)).collect();
+        t.sort_by(f64::total_cmp);
+        println!("report-{name:<13} {backend:<9} accounts={} users={} median={:.0}ms", subs + 1, per_sub * subs, t[2]);
+    }
+    let movers = (per_sub * 10).min(per_sub * subs.saturating_sub(1));
+    let emails: Vec<String> =
+        (0..movers).map(|k| format!("seed-s{}-{}@bench.test", k / per_sub, k % per_sub)).collect();
+    let target = sub_ids.last().cloned().unwrap_or_default();
+    let rss_before = rss_mib();
+    let started = std::time::Instant::now();
+    let mut moved = 0;
+    for chunk in emails.chunks(1000) {
+        let r = client
+            .post(format!("{}/api/v1/users/move", server.base))
+            .bearer_auth(&owner)
+            .json(&json!({ "emails": chunk, "to_account": target }))
+            .send()
+            .expect("answer");
+        let v: serde_json::Value = r.json().unwrap_or_default();
+        moved += v["results"].as_array().map_or(0, |a| a.iter().filter(|r| r["status"] == "moved").count());
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "users-move     {backend:<9} users={movers} moved={moved} took={took:.1}s ({:.0} rows/s) rss_before={rss_before:.0}MiB rss_after={:.0}MiB",
+        movers as f64 / took,
+        rss_mib()
+    );
+}
+
+/// Stores `n` users named `seed-<tag>-<i>@bench.test` in `account` through the pipeline.
+fn seed_named(server: &RunningServer, account: &str, tag: &str, n: usize) {
+    use provisor::provisioning::{Actor, Operation};
+    use provisor::scim::schema::USER;
+    use provisor::service::scim::adapter;
+    let env = server.state.env();
+    let actor = Actor::system("bench-seed");
+    server
+        .state
+        .db
+        .write_blocking(|c| {
+            for i in 0..n {
+                let name = format!("seed-{tag}-{i}@bench.test");
+                let body = json!({ "schemas": [provisor::scim::schema::USER_URN], "userName": name, "active": true,
+                    "emails": [{"value": name, "type": "work", "primary": true}] });
+                let doc = adapter::normalize(&body, &USER)
+                    .map_err(|e| provisor::error::AppError::bad_request("seed", e.to_string()))?;
+                let change = adapter::user_change(account, &actor, Operation::Create, &doc, None)
+                    .map_err(|e| provisor::error::AppError::bad_request("seed", e.to_string()))?;
+                provisor::provisioning::run(c, &env, change)?;
+            }
+            Ok::<_, provisor::error::AppError>(())
+        })
+        .expect("seeding");
 }
 
 /// A fresh server with one account; returns it with the account id and a token of `scope`.
@@ -947,6 +1072,7 @@ fn main() {
             "admin" => admin(backend, o.seconds),
             "delegated" => delegated(backend, o.seconds),
             "sync" => sync(backend, o.members, o.relationships),
+            "reports" => reports(backend, o.per_sub, o.subs),
             "import" => import(backend),
             "import-latency" => import_latency(backend, o.rows),
             "saml" => saml(backend, &o.logins),
@@ -958,7 +1084,7 @@ fn main() {
                 }
             }
             other => {
-                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, import, import-latency, scim-create, scim-filter, scim, saml");
+                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, reports, import, import-latency, scim-create, scim-filter, scim, saml");
                 std::process::exit(2);
             }
         }
