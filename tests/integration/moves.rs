@@ -207,3 +207,40 @@ fn the_cli_moves_a_csv_of_emails_and_a_racing_scim_update_loses_nothing() {
     pro_used(&app, &t.east);
     pro_used(&app, &t.west);
 }
+
+#[test]
+fn a_moved_users_phone_number_and_extension_are_released() {
+    let app = TestApp::spawn();
+    let t = tree(&app);
+    let (s, v) = app.patch("/api/v1/account", &t.owner, json!({ "phone_enabled": true }));
+    assert_eq!(s, 200, "{v}");
+    app.purchase(&t.master, "regional_metered", 2);
+    let (s, v) = app.post("/api/v1/phone/numbers", &t.owner, json!({ "numbers": ["+1 415 555 0100"] }));
+    assert_eq!(s, 200, "{v}");
+    let scim = app.token(&t.master, "scim", None);
+    let (s, v) = app.post("/scim/v2/Users", &scim, json!({ "schemas": [USER], "userName": "ph@holding.test", "active": true, "emails": [{ "value": "ph@holding.test", "primary": true }] }));
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (s, v) = app.patch(
+        &format!("/api/v1/users/{id}"),
+        &t.owner,
+        json!({ "phone": { "number": "+1 415-555-0100", "extension": 1234 } }),
+    );
+    assert_eq!((s, v["phone"]["number"].as_str()), (200, Some("+14155550100")), "{v}");
+    let (s, v) =
+        app.post("/api/v1/users/move", &t.owner, json!({ "emails": ["ph@holding.test"], "to_account": t.east }));
+    assert_eq!((s, v["results"][0]["status"].as_str()), (200, Some("moved")), "{v}");
+    let (_, pool) = app.get("/api/v1/phone/numbers", &t.owner);
+    let n = pool["numbers"].as_array().unwrap().iter().find(|n| n["number"] == "+14155550100").unwrap().clone();
+    assert!(n["assigned_user_id"].is_null(), "the number went back to the pool: {n}");
+    let east_owner = app.admin_token(&t.east);
+    let (s, u) = app.get(&format!("/api/v1/users/{id}"), &east_owner);
+    assert_eq!(s, 200, "{u}");
+    assert!(u["phone"].is_null() || u["phone"]["extension"].is_null(), "no extension or number kept: {u}");
+    let (_, summary) = app.get("/api/v1/licenses", &t.owner);
+    assert_eq!(
+        line(&summary, "regional_metered")["used"].as_i64().unwrap_or(0),
+        0,
+        "the calling plan seat is back: {summary}"
+    );
+}
