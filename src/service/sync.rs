@@ -350,6 +350,9 @@ pub fn drain(conn: &mut DbConn, env: &Env, threshold: Threshold, limit: i64) -> 
         return Ok(report);
     }
     let groups: Vec<String> = events.iter().map(|e| e.group_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    // Another process may hold earlier or later events of these groups: apply after it,
+    // against the membership as it left it (events of one group never race).
+    store::sync::lock_groups(conn, &groups)?;
     let mut by_group: BTreeMap<String, Vec<(GroupBindingRow, RelationshipRow)>> = BTreeMap::new();
     for (b, r) in store::sync::bindings_of_groups(conn, &groups)? {
         by_group.entry(b.group_id.clone()).or_default().push((b, r));
@@ -533,6 +536,7 @@ pub fn bind(
     };
     store::sync::insert_binding(conn, &row)
         .map_err(AppError::on_unique("already_bound", "this group is bound to the relationship already"))?;
+    store::sync::lock_groups(conn, std::slice::from_ref(&row.group_id))?;
     let (imported, _) = reconcile_binding(conn, env, Threshold::default(), &row, &r, false)?;
     let detail = serde_json::json!({
         "relationship": r.id, "group": group.id, "permissions": perms.names(), "auto_accept": auto_accept,
@@ -603,7 +607,10 @@ pub fn reconcile_relationship(
     dry_run: bool,
 ) -> AppResult<ReconcileReport> {
     let mut report = ReconcileReport { dry_run, ..Default::default() };
-    for b in store::sync::bindings_of(conn, &r.id)? {
+    let bindings = store::sync::bindings_of(conn, &r.id)?;
+    let groups: Vec<String> = bindings.iter().map(|b| b.group_id.clone()).collect();
+    store::sync::lock_groups(conn, &groups)?;
+    for b in bindings {
         let (d, revoked) = reconcile_binding(conn, env, threshold, &b, r, dry_run)?;
         absorb(&mut report, d, revoked);
     }

@@ -178,3 +178,21 @@ pub fn purge_processed(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<
         diesel::delete(me::table.filter(me::processed_at.is_not_null()).filter(me::processed_at.lt(before))).execute(c)
     })
 }
+
+/// Serializes sync work on these groups across processes: on PostgreSQL a transaction-scoped
+/// advisory lock per group, taken in sorted order (so two drains never deadlock), makes the
+/// membership read after it see every change a concurrent drain applied; SQLite's single
+/// writer needs none.
+pub fn lock_groups(conn: &mut DbConn, groups: &[String]) -> QueryResult<()> {
+    if let DbConn::Pg(c) = conn {
+        let mut sorted: Vec<&String> = groups.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        for g in sorted {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind::<diesel::sql_types::Text, _>(format!("provisor-sync:{g}"))
+                .execute(c)?;
+        }
+    }
+    Ok(())
+}
