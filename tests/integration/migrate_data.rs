@@ -398,6 +398,15 @@ fn an_online_backup_under_writes_restores_and_serves() {
     let (code, _, err) = provisor(&["restore", "--from", &file_s], &db_env);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("is in use by process"), "{err}");
+    let (code, _, err) = provisor(&["restore", "--from", &file_s, "--force"], &db_env);
+    assert_eq!(code, 0, "{err}");
+    let (s, list) = app.get("/api/v1/users?limit=1000", &i.admin);
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(
+        list["users"].as_array().unwrap().len() as i64,
+        acme_users,
+        "the running server reads the restored data"
+    );
     // PostgreSQL is pointed to its own tools.
     let (code, _, err) = provisor(&["backup", "--to", &file_s, "--database-url", &postgres()], &[]);
     assert!(code == 3 && err.contains("pg_dump --format=custom"), "{err}");
