@@ -138,6 +138,14 @@ fn installation() -> Installation {
         app.post("/api/v1/users", &admin, json!({ "email": "num@acme.test", "phone": { "number": "+14155550100" } }));
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["phone"]["number"], "+14155550100", "{v}");
+    // A master with a sub account: `accounts.parent_id` refers to its own table.
+    let holding = app.account("Holding", "owner@holding.test", true);
+    let (s, v) = app.post(
+        "/api/v1/sub_accounts",
+        &app.admin_token(&holding),
+        json!({ "name": "Holding East", "owner_email": "owner@east.test" }),
+    );
+    assert_eq!(s, 201, "{v}");
     let metadata = std::fs::read_to_string(provisor::testing::fixtures_dir().join("okta-metadata.xml")).unwrap();
     let (s, v) = app.put("/api/v1/sso", &admin, json!({ "idp_metadata": metadata }));
     assert_eq!(s, 200, "{v}");
@@ -237,6 +245,8 @@ fn an_sqlite_installation_moves_to_postgresql_and_is_served_there() {
         assert_eq!(*rows, sqlite_count(&source, &format!("SELECT count(*) AS n FROM {table}")), "{table}");
         assert_eq!(*rows, pg_count(target.url(), &format!("SELECT count(*) AS n FROM {table}")), "{table}");
     }
+    let parented = "SELECT count(*) AS n FROM accounts WHERE parent_id IS NOT NULL";
+    assert_eq!(pg_count(target.url(), parented), 1, "the self-reference is set after the rows");
     let pos = |t: &str| copied.iter().position(|c| c.0 == t).unwrap();
     assert!(
         pos("accounts") < pos("users") && pos("users") < pos("delegates") && pos("relationships") < pos("delegates")
