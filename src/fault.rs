@@ -9,9 +9,12 @@
 //! - `after_commit` — any write transaction has committed.
 //! - `mail:after_accept` — the SMTP server accepted an outbox mail; its row is not yet marked
 //!   sent (the window in which a crash sends a mail twice).
+//! - `migrate-data:after_table:N` — `migrate-data` committed its N-th table of this run.
 //!
 //! Failure points (the operation fails as if the database had gone away; the process lives):
 //! - `import:second_batch` — the second batch of an import cannot be applied.
+//! - `migrate-data:second_batch` — the second insert batch of a table fails (the table rolls back).
+//! - `migrate-data:tamper` — a copied value is changed on the target before verification.
 
 #[cfg(feature = "test-support")]
 mod enabled {

@@ -4,6 +4,7 @@
 //! services layer, never HTTP.
 
 mod account;
+mod data;
 mod delegation;
 mod licenses;
 mod mapping;
@@ -63,6 +64,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Copy a whole installation from SQLite to PostgreSQL (verified, resumable).
+    MigrateData(data::MigrateDataArgs),
+    /// Write an online, integrity-checked copy of the SQLite database to a file.
+    Backup(data::BackupArgs),
+    /// Replace the SQLite database with a backup file.
+    Restore(data::RestoreArgs),
     /// Accounts and sub accounts.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -172,6 +179,13 @@ pub fn exit_now(code: i32) -> ! {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // These verbs choose their own exit codes (see `data`).
+    match &cli.command {
+        Command::MigrateData(args) => return data::migrate_data(args),
+        Command::Backup(args) => return data::backup(&cli.database_url, args),
+        Command::Restore(args) => return data::restore(&cli.database_url, args),
+        _ => {}
+    }
     match run(cli) {
         Ok(Some(v)) => {
             let mut out = std::io::stdout().lock();
@@ -223,6 +237,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
         Command::Sync(cmd) => delegation::run_sync(url, cmd),
         Command::Report(cmd) => report::run_report(url, cmd),
         Command::TestIdp(args) => test_idp::run(&args),
+        Command::MigrateData(_) | Command::Backup(_) | Command::Restore(_) => Ok(None),
     }
 }
 

@@ -7,6 +7,8 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
+pub mod copy;
 pub mod delegation;
 pub mod groups;
 pub mod licenses;

@@ -49,6 +49,38 @@ impl TestApp {
         }
     }
 
+    /// A server over a fresh database of the given kind (`sqlite` or a `postgres://` URL),
+    /// whatever `PROVISOR_TEST_DATABASE` says (tests that move data between backends).
+    pub fn spawn_on(spec: &str) -> TestApp {
+        let db = ScratchDb::create(spec).expect("scratch database");
+        let server = RunningServer::start(db.url(), 2).expect("server starts");
+        Self::from_parts(server, db)
+    }
+
+    /// A server over a database that already holds an installation (copied or restored
+    /// into it): no operator token is made, `operator` is the installation's own.
+    pub fn serve_existing(db: ScratchDb, operator: &str, public_url: &str) -> TestApp {
+        let server = RunningServer::start_replica(db.url(), 2, public_url).expect("server starts");
+        let mut app = Self::from_parts(server, db);
+        app.operator = operator.to_owned();
+        app
+    }
+
+    fn from_parts(server: RunningServer, db: ScratchDb) -> TestApp {
+        let client = reqwest::blocking::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+        TestApp {
+            base: server.base.clone(),
+            operator: server.operator.clone(),
+            clock: server.clock.clone(),
+            state: server.state.clone(),
+            dns: server.dns.clone(),
+            database_url: db.url().to_owned(),
+            client,
+            _server: server,
+            _db: db,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

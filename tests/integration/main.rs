@@ -9,6 +9,7 @@ mod authz;
 mod cli;
 mod delegation;
 mod mail;
+mod migrate_data;
 mod moves;
 mod newcomer;
 mod pages;
