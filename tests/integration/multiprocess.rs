@@ -100,7 +100,42 @@ fn three_processes_on_one_postgres_keep_every_invariant_through_a_kill() {
         return;
     }
     let seconds = env_number("PROVISOR_MULTIPROCESS_SECONDS", 60);
-    let db = ScratchDb::create(&spec()).expect("scratch database");
+    let (lines, summary) = mixed_load(&spec(), seconds);
+    eprintln!("three processes, {seconds} s, process 3 killed at {} s", seconds / 2);
+    for l in &lines {
+        eprintln!("  {l}");
+    }
+    eprintln!("  {summary}");
+}
+
+/// One operation kind's figures: kind, operations, by status, p50 and p99 in ms, operations
+/// before the kill.
+pub struct KindFigures {
+    pub kind: &'static str,
+    pub total: u64,
+    pub by_status: BTreeMap<u16, u64>,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub before_kill: u64,
+    pub per_second: f64,
+}
+
+impl std::fmt::Display for KindFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<13} {:>6} ops ({:>7.1}/s)  by status {:?}  p50 {:.1} ms  p99 {:.1} ms  before kill {}",
+            self.kind, self.total, self.per_second, self.by_status, self.p50_ms, self.p99_ms, self.before_kill
+        )
+    }
+}
+
+/// Runs the load on `database` (a scratch database made from this spec) for `seconds`,
+/// kills the third process half-way, checks every invariant (panics on a violation) and
+/// returns the figures per operation kind and a summary line. The bench scenario
+/// `multiprocess` runs it too.
+pub fn mixed_load(database: &str, seconds: u64) -> (Vec<KindFigures>, String) {
+    let db = ScratchDb::create(database).expect("scratch database");
     let operator = provisor::secrets::new_secret("pvs_");
     let env = [("PROVISOR_PUBLIC_URL", PUBLIC), ("PROVISOR_PUBLIC_RATE_LIMIT", "0")];
     let mut procs: Vec<ServerProcess> = (0..3)
@@ -259,6 +294,7 @@ fn three_processes_on_one_postgres_keep_every_invariant_through_a_kill() {
     // SAML: each assertion posted to two processes at the same moment.
     let saml_results: Arc<Mutex<Vec<(String, u16, u16)>>> = Arc::default();
     {
+        let pace = Duration::from_secs(seconds) / u32::try_from(logins.len()).unwrap_or(1).max(1);
         let (t, stats, results, acs_path) = (targets.clone(), stats.clone(), saml_results.clone(), acs_path.clone());
         workers.push(std::thread::spawn(move || {
             let client = reqwest::blocking::Client::builder()
@@ -301,7 +337,8 @@ fn three_processes_on_one_postgres_keep_every_invariant_through_a_kill() {
                 t.answered(i, a.0);
                 t.answered(j, b.0);
                 results.lock().unwrap().push((email.clone(), a.0, b.0));
-                std::thread::sleep(Duration::from_millis(200));
+                // Spread over the whole run, so logins happen before and after the kill.
+                std::thread::sleep(pace);
             }
         }));
     }
@@ -441,23 +478,28 @@ fn three_processes_on_one_postgres_keep_every_invariant_through_a_kill() {
 
     // Figures.
     let st = stats.lock().unwrap();
-    eprintln!("three processes, {seconds} s, process 3 killed at {} s", seconds / 2);
-    for (kind, (by, lat)) in &st.by_kind {
-        let mut l = lat.clone();
-        l.sort_by(|x, y| x.total_cmp(y));
-        let pct =
-            |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0.0);
-        let total: u64 = by.values().sum();
-        eprintln!(
-            "  {kind:<13} {total:>6} ops ({:>7.1}/s)  by status {by:?}  p50 {:.1} ms  p99 {:.1} ms  before kill {}",
-            total as f64 / seconds as f64,
-            pct(0.5),
-            pct(0.99),
-            before_kill.get(kind).copied().unwrap_or(0)
-        );
-    }
-    eprintln!(
-        "  users {}, seats {seats}, invitation mails {} ({invited} users invited), membership events {}, \
+    let lines = st
+        .by_kind
+        .iter()
+        .map(|(kind, (by, lat))| {
+            let mut l = lat.clone();
+            l.sort_by(|x, y| x.total_cmp(y));
+            let pct =
+                |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0.0);
+            let total: u64 = by.values().sum();
+            KindFigures {
+                kind,
+                total,
+                by_status: by.clone(),
+                p50_ms: pct(0.5),
+                p99_ms: pct(0.99),
+                before_kill: before_kill.get(kind).copied().unwrap_or(0),
+                per_second: total as f64 / seconds as f64,
+            }
+        })
+        .collect();
+    let summary = format!(
+        "users {}, seats {seats}, invitation mails {} ({invited} users invited), membership events {}, \
          logins accepted {accepted} of {}; load ran {after_kill:?} after the kill; \
          requests cut by the kill (no answer): {}",
         users.len(),
@@ -466,4 +508,5 @@ fn three_processes_on_one_postgres_keep_every_invariant_through_a_kill() {
         saml.len(),
         st.by_kind.values().map(|(by, _)| by.get(&0).copied().unwrap_or(0)).sum::<u64>()
     );
+    (lines, summary)
 }
