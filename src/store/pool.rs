@@ -354,3 +354,45 @@ impl Db {
         f(&mut conn)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_counts_as_away_only_after_a_failed_attempt_and_until_one_succeeds() {
+        let h = Health::new();
+        assert!(!h.away(), "never failed");
+        h.record(false);
+        assert!(h.away(), "a refused connection: away");
+        h.record(true);
+        assert!(!h.away(), "a connection made: back");
+        // A failure longer ago than AWAY_FOR no longer counts.
+        let old = Health {
+            started: std::time::Instant::now().checked_sub(AWAY_FOR * 2).unwrap(),
+            failed_at_ms: std::sync::atomic::AtomicU64::new(1),
+        };
+        assert!(!old.away());
+    }
+
+    #[test]
+    fn a_pool_on_a_refusing_server_answers_within_the_short_timeout() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = DbUrl::Postgres(format!("postgres://postgres@127.0.0.1:{port}/none"));
+        let health = Arc::new(Health::new());
+        let pool = r2d2::Pool::builder()
+            .max_size(1)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(30))
+            .build_unchecked(Manager { url, health: health.clone() });
+        // The first wait is the configured one (here 1 s): it learns the server refuses.
+        let t = std::time::Instant::now();
+        assert!(pooled(&pool, &health, Duration::from_secs(1)).is_err());
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(health.away());
+        // From then on a request waits only the short timeout.
+        let t = std::time::Instant::now();
+        assert!(pooled(&pool, &health, Duration::from_secs(30)).is_err());
+        assert!(t.elapsed() < AWAY_ACQUIRE_TIMEOUT * 4, "{:?}", t.elapsed());
+    }
+}
