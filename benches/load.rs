@@ -25,6 +25,14 @@
 //! then two imports of 60% of `--rows` each at once with SCIM creates in between, checking
 //! that both complete and every row is there.
 //!
+//!     cargo bench --bench load -- multiprocess --backend postgres [--seconds 60]
+//!
+//! `multiprocess` runs the load of the three-process test (`tests/integration/multiprocess.rs`,
+//! shared as a module) with the release binary: three `serve` processes on one PostgreSQL,
+//! SCIM creates and PATCHes, memberships, SAML logins (one assertion to two processes at
+//! once), license changes and a phone import, the third process killed half-way; it checks
+//! the invariants and prints rates and latencies per operation. PostgreSQL only.
+//!
 //! PostgreSQL: `PROVISOR_BENCH_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/test).
 //! Results are printed as a table and as one JSON line per measurement.
 
@@ -32,6 +40,35 @@ use std::process::Command;
 
 use provisor::testing::{RunningServer, ScratchDb};
 use serde_json::json;
+
+// The process tests' client and load, shared with the `multiprocess` scenario.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/integration/crash.rs"]
+mod crash;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/integration/multiprocess.rs"]
+mod multiprocess;
+
+/// Three processes on one PostgreSQL under mixed load, one killed half-way.
+fn multiprocess_load(backend: &str, seconds: u32) {
+    if backend != "postgres" {
+        println!("multiprocess: PostgreSQL only, {backend} skipped");
+        return;
+    }
+    let (lines, summary) = multiprocess::mixed_load(&pg_url(), u64::from(seconds));
+    println!("multiprocess: 3 processes, {seconds} s, the third killed at {} s", seconds / 2);
+    for l in &lines {
+        println!("  {l}");
+        println!(
+            "{}",
+            json!({ "scenario": "multiprocess", "backend": backend, "operation": l.kind, "operations": l.total,
+                    "rate_per_s": (l.per_second * 10.0).round() / 10.0, "p50_ms": l.p50_ms, "p99_ms": l.p99_ms,
+                    "errors": l.by_status.iter().filter(|(s, _)| **s == 0 || **s >= 500).map(|(_, n)| n).sum::<u64>(),
+                    "before_kill": l.before_kill })
+        );
+    }
+    println!("  {summary}");
+}
 
 struct Opts {
     scenario: String,
@@ -1076,6 +1113,7 @@ fn main() {
             "import" => import(backend),
             "import-latency" => import_latency(backend, o.rows),
             "saml" => saml(backend, &o.logins),
+            "multiprocess" => multiprocess_load(backend, o.seconds),
             "scim-create" | "scim-filter" | "scim" => {
                 for &n in &o.users {
                     let create = o.scenario != "scim-filter";
@@ -1084,7 +1122,7 @@ fn main() {
                 }
             }
             other => {
-                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, reports, import, import-latency, scim-create, scim-filter, scim, saml");
+                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, reports, import, import-latency, scim-create, scim-filter, scim, saml, multiprocess");
                 std::process::exit(2);
             }
         }

@@ -118,7 +118,7 @@ pub enum Command {
 }
 
 pub(crate) fn open(url: &str, migrate: bool) -> AppResult<Db> {
-    let db = Db::open(url, &DbOptions { pool_size: 4, migrate })?;
+    let db = Db::open(url, &DbOptions { pool_size: 4, migrate, ..DbOptions::default() })?;
     if migrate {
         let stored = db.read_blocking(|c| {
             crate::store::platform::get(c, crate::store::platform::PUBLIC_URL).map_err(AppError::from)

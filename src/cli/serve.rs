@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// Database connections for reads.
     #[arg(long, env = "PROVISOR_POOL_SIZE", default_value_t = 8)]
     pub pool_size: u32,
+    /// Seconds a request waits for a database connection before it is answered 503 (half
+    /// a second while the database is refusing connections).
+    #[arg(long, env = "PROVISOR_DB_ACQUIRE_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub db_acquire_timeout_seconds: u64,
     /// Requests a second per (endpoint, account, client address) to the unauthenticated
     /// endpoints (SAML login and ACS, invitation acceptance); 0 turns the limit off.
     #[arg(long, env = "PROVISOR_PUBLIC_RATE_LIMIT", default_value_t = crate::config::DEFAULT_PUBLIC_RATE)]
@@ -69,6 +73,7 @@ pub struct ServeArgs {
 }
 
 pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
+    let args_acquire_timeout = args.db_acquire_timeout_seconds;
     let mut config = ServerConfig::new(args.bind, args.public_url, database_url.to_owned());
     config.pool_size = args.pool_size;
     config.public_rate_per_second = args.public_rate_limit;
@@ -94,7 +99,14 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
         &config.public_url,
         std::time::Duration::from_secs(args.mail_lease_seconds),
     )?;
-    let db = Db::open(database_url, &DbOptions { pool_size: config.pool_size, migrate: true })?;
+    let db = Db::open(
+        database_url,
+        &DbOptions {
+            pool_size: config.pool_size,
+            acquire_timeout: std::time::Duration::from_secs(args_acquire_timeout.max(1)),
+            migrate: true,
+        },
+    )?;
     let clock: SharedClock = Arc::new(SystemClock);
     let env = Env::standalone(clock.now_naive(), config.public_url.clone());
     let bootstrap = std::env::var("PROVISOR_BOOTSTRAP_TOKEN").ok().filter(|t| !t.is_empty());

@@ -54,6 +54,17 @@ pub fn status_of(e: &AppError) -> StatusCode {
     }
 }
 
+/// `Retry-After` (seconds) of every 503: the database is away (a restart, a failover) and
+/// comes back on its own; clients and load balancers retry after this long.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
+/// Adds `Retry-After` to a 503 answer.
+pub fn retry_after_if_unavailable(resp: &mut actix_web::HttpResponseBuilder, status: StatusCode) {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.insert_header(("Retry-After", UNAVAILABLE_RETRY_AFTER_SECS.to_string()));
+    }
+}
+
 /// Logs what a client must not see (the details of a server fault).
 fn log_internal(e: &AppError) {
     if let AppError::Internal(detail) = e {
@@ -75,6 +86,7 @@ impl ResponseError for AppError {
         if let AppError::RateLimited { retry_after_secs } = self {
             resp.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
+        retry_after_if_unavailable(&mut resp, self.status_code());
         resp.json(ErrorBody::new(self.code(), self.public_message()))
     }
 }

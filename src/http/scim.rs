@@ -49,6 +49,7 @@ impl ResponseError for ScimReply {
         if status == StatusCode::UNAUTHORIZED {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        crate::http::error::retry_after_if_unavailable(&mut resp, status);
         resp.body(body.to_string())
     }
 }

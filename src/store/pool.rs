@@ -133,6 +133,45 @@ fn redact(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DbUrl,
+    health: Arc<Health>,
+}
+
+/// How long after a failed connection attempt the database counts as away: while it does,
+/// a request waits at most [`AWAY_ACQUIRE_TIMEOUT`] for a connection (and is answered 503)
+/// instead of the full acquire timeout, since r2d2 would only keep retrying a refused
+/// connection until that time is up.
+pub const AWAY_FOR: Duration = Duration::from_secs(5);
+pub const AWAY_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The default of [`DbOptions::acquire_timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When a connection attempt last failed (milliseconds since `started`; 0: never).
+#[derive(Debug)]
+struct Health {
+    started: std::time::Instant,
+    failed_at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    fn new() -> Health {
+        Health { started: std::time::Instant::now(), failed_at_ms: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // +1: a failure in the very first millisecond is not "never".
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX).saturating_add(1)
+    }
+
+    fn record(&self, ok: bool) {
+        let value = if ok { 0 } else { self.now_ms() };
+        self.failed_at_ms.store(value, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn away(&self) -> bool {
+        let at = self.failed_at_ms.load(std::sync::atomic::Ordering::Relaxed);
+        at != 0 && self.now_ms().saturating_sub(at) < u64::try_from(AWAY_FOR.as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -140,7 +179,9 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConn, StoreError> {
-        self.url.connect()
+        let result = self.url.connect();
+        self.health.record(result.is_ok());
+        result
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), StoreError> {
@@ -154,6 +195,11 @@ impl r2d2::ManageConnection for Manager {
 
 pub type DbPool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+fn pooled(pool: &DbPool, health: &Health, timeout: Duration) -> Result<PooledConn, StoreError> {
+    let timeout = if health.away() { AWAY_ACQUIRE_TIMEOUT } else { timeout };
+    pool.get_timeout(timeout).map_err(|e| StoreError::Pool(format!("no database connection: {e}")))
+}
 
 /// Applies the embedded migrations, holding a lock so that concurrent starts do not race.
 pub fn run_migrations(conn: &mut DbConn) -> Result<usize, StoreError> {
@@ -188,13 +234,16 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, StoreError> {
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     pub pool_size: u32,
+    /// The longest a request waits for a pooled connection before it is answered 503
+    /// (much less while the database is away, see [`AWAY_ACQUIRE_TIMEOUT`]).
+    pub acquire_timeout: Duration,
     /// Run pending migrations on open (the server does; `provisor migrate` does it alone).
     pub migrate: bool,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { pool_size: 8, migrate: true }
+        DbOptions { pool_size: 8, acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT, migrate: true }
     }
 }
 
@@ -204,6 +253,8 @@ impl Default for DbOptions {
 pub struct Db {
     pub pool: DbPool,
     pub url: Arc<DbUrl>,
+    health: Arc<Health>,
+    acquire_timeout: Duration,
     writer: Arc<Writer>,
     /// SQLite only: the one queue for this process's write transactions (see [`WriteGate`]).
     gate: Option<Arc<WriteGate>>,
@@ -217,11 +268,13 @@ impl Db {
             run_migrations(&mut first)?;
         }
         drop(first);
+        let health = Arc::new(Health::new());
+        let acquire_timeout = opts.acquire_timeout.max(AWAY_ACQUIRE_TIMEOUT);
         let pool = r2d2::Pool::builder()
             .max_size(opts.pool_size.max(1))
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(30))
-            .build(Manager { url: url.clone() })
+            .connection_timeout(acquire_timeout)
+            .build(Manager { url: url.clone(), health: health.clone() })
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         let (writers, batch) = match url.backend() {
             // One SQLite writer: SQLite takes one writer at a time anyway, and a single
@@ -236,16 +289,17 @@ impl Db {
             // while the WAL is copied back into the database file.
             writer.start_checkpointer(&url)?;
         }
-        Ok(Db { pool, url: Arc::new(url), writer: Arc::new(writer), gate })
+        Ok(Db { pool, url: Arc::new(url), health, acquire_timeout, writer: Arc::new(writer), gate })
     }
 
     pub fn backend(&self) -> Backend {
         self.url.backend()
     }
 
-    /// A pooled connection (blocking).
+    /// A pooled connection (blocking), within the acquire timeout (the short one while the
+    /// database is away).
     pub fn conn(&self) -> Result<PooledConn, StoreError> {
-        self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+        pooled(&self.pool, &self.health, self.acquire_timeout)
     }
 
     /// Runs a read-only closure on a pooled connection, off the async executor.
@@ -255,9 +309,9 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, health, timeout) = (self.pool.clone(), self.health.clone(), self.acquire_timeout);
         let joined = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| E::from(StoreError::Pool(e.to_string())))?;
+            let mut conn = pooled(&pool, &health, timeout).map_err(E::from)?;
             f(&mut conn)
         })
         .await;
@@ -298,5 +352,47 @@ impl Db {
     {
         let mut conn = self.conn()?;
         f(&mut conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_counts_as_away_only_after_a_failed_attempt_and_until_one_succeeds() {
+        let h = Health::new();
+        assert!(!h.away(), "never failed");
+        h.record(false);
+        assert!(h.away(), "a refused connection: away");
+        h.record(true);
+        assert!(!h.away(), "a connection made: back");
+        // A failure longer ago than AWAY_FOR no longer counts.
+        let old = Health {
+            started: std::time::Instant::now().checked_sub(AWAY_FOR * 2).unwrap(),
+            failed_at_ms: std::sync::atomic::AtomicU64::new(1),
+        };
+        assert!(!old.away());
+    }
+
+    #[test]
+    fn a_pool_on_a_refusing_server_answers_within_the_short_timeout() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = DbUrl::Postgres(format!("postgres://postgres@127.0.0.1:{port}/none"));
+        let health = Arc::new(Health::new());
+        let pool = r2d2::Pool::builder()
+            .max_size(1)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(30))
+            .build_unchecked(Manager { url, health: health.clone() });
+        // The first wait is the configured one (here 1 s): it learns the server refuses.
+        let t = std::time::Instant::now();
+        assert!(pooled(&pool, &health, Duration::from_secs(1)).is_err());
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(health.away());
+        // From then on a request waits only the short timeout.
+        let t = std::time::Instant::now();
+        assert!(pooled(&pool, &health, Duration::from_secs(30)).is_err());
+        assert!(t.elapsed() < AWAY_ACQUIRE_TIMEOUT * 4, "{:?}", t.elapsed());
     }
 }

@@ -3,6 +3,7 @@
 //! binary and kills it, the SAML fixtures, and the verification bench harness. Kept in the
 //! library so the unit tests, the integration tests and the benchmarks share it.
 
+pub mod pg_cluster;
 pub mod process;
 pub mod saml_bench;
 pub mod smtp_sink;
@@ -123,7 +124,7 @@ impl RunningServer {
         rate_limited: bool,
         tweak: &dyn Fn(&mut ServerConfig),
     ) -> AppResult<RunningServer> {
-        let db = Db::open(database_url, &DbOptions { pool_size: 8, migrate: true })?;
+        let db = Db::open(database_url, &DbOptions::default())?;
         let clock = ShiftedClock::default();
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| AppError::Internal(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| AppError::Internal(e.to_string()))?;

@@ -49,6 +49,17 @@ impl ServerProcess {
     }
 
     pub fn start_binary(binary: PathBuf, database_url: &str, env: &[(&str, &str)]) -> std::io::Result<ServerProcess> {
+        Self::start_sharing(binary, database_url, &crate::secrets::new_secret("pvs_"), env)
+    }
+
+    /// Starts a server whose bootstrap operator token is `operator`: several processes on
+    /// one database started with the same token all accept it (the first one stores it).
+    pub fn start_sharing(
+        binary: PathBuf,
+        database_url: &str,
+        operator: &str,
+        env: &[(&str, &str)],
+    ) -> std::io::Result<ServerProcess> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let mut p = ServerProcess {
@@ -57,7 +68,7 @@ impl ServerProcess {
             base: format!("http://127.0.0.1:{port}"),
             port,
             database_url: database_url.to_owned(),
-            operator: crate::secrets::new_secret("pvs_"),
+            operator: operator.to_owned(),
             log: dir.path().join("server.log"),
             _dir: dir,
         };
@@ -138,6 +149,27 @@ impl ServerProcess {
         self.kill();
         self.spawn(env)?;
         self.wait_ready(Duration::from_secs(60))
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `SIGTERM` (a graceful stop) and waits up to `timeout` for the process to end.
+    /// `None`: it was still running when the time was up (it is left running).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let pid = libc::pid_t::try_from(self.pid()?).ok()?;
+        // SAFETY: `kill(2)` with a pid this harness spawned and has not reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        self.wait_exit(timeout)
+    }
+
+    /// Whether the log shows a Rust panic.
+    pub fn log_has_panic(&self) -> bool {
+        self.log_text().contains("panicked at")
     }
 
     pub fn is_running(&mut self) -> bool {

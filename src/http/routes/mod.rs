@@ -224,7 +224,9 @@ impl Params {
 /// nothing was), so a client that only looks at the status does not take it for done.
 pub(crate) fn import_response(stopped: bool, report: &impl serde::Serialize) -> actix_web::HttpResponse {
     if stopped {
-        actix_web::HttpResponse::ServiceUnavailable().json(report)
+        let mut resp = actix_web::HttpResponse::ServiceUnavailable();
+        crate::http::error::retry_after_if_unavailable(&mut resp, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+        resp.json(report)
     } else {
         actix_web::HttpResponse::Ok().json(report)
     }
