@@ -199,6 +199,47 @@ impl RowError {
 /// cell is not an e-mail address is taken as the header (and its names may be in any case).
 pub const USER_CSV_COLUMNS: [&str; 5] = ["email", "first name", "last name", "department", "user group"];
 
+/// The column order a header row names (the e-mail column is required, none twice).
+fn header_order(rec: &csv::StringRecord, line: u64) -> Result<[Option<usize>; 5], RowError> {
+    let mut idx = [None; 5];
+    for (i, cell) in rec.iter().enumerate() {
+        let name = cell.trim_start_matches('\u{feff}').trim().to_ascii_lowercase().replace(['_', '-'], " ");
+        if let Some(pos) = USER_CSV_COLUMNS.iter().position(|c| *c == name || (name == "group" && *c == "user group")) {
+            match idx.get_mut(pos) {
+                Some(Some(_)) => {
+                    return Err(RowError::new(line, Some(cell), "this column appears twice in the header; keep one"))
+                }
+                Some(slot) => *slot = Some(i),
+                None => {}
+            }
+        }
+    }
+    if idx.first().is_some_and(Option::is_none) {
+        return Err(RowError {
+            line,
+            column: Some("email".into()),
+            message: "the header has no 'email' column; expected: email,first name,last name,department,user group"
+                .into(),
+        });
+    }
+    Ok(idx)
+}
+
+/// The error of a user CSV whose header row cannot be used (no `email` column, a column
+/// twice), if it has one: such a file cannot import a single row, so the API refuses it
+/// whole (a streamed CLI import reports it as line 1).
+pub fn user_csv_header_error(input: &[u8]) -> Option<RowError> {
+    let reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(input);
+    let rec = reader.into_records().filter_map(Result::ok).find(|r| !r.iter().all(str::is_empty))?;
+    let line = rec.position().map(|p| p.line()).unwrap_or(0);
+    let first = rec.get(0).unwrap_or("");
+    if line <= 1 && !first.contains('@') {
+        header_order(&rec, line).err()
+    } else {
+        None
+    }
+}
+
 /// Streams the user CSV: yields each row, valid or not, as it is read.
 pub fn read_user_csv<R: Read>(input: R) -> impl Iterator<Item = Result<UserCsvRow, RowError>> {
     let reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(input);
@@ -233,33 +274,10 @@ pub fn read_user_csv<R: Read>(input: R) -> impl Iterator<Item = Result<UserCsvRo
             let first = rec.get(0).unwrap_or("");
             if line <= 1 && !first.contains('@') {
                 // Header row: map columns by name.
-                let mut idx = [None; 5];
-                for (i, cell) in rec.iter().enumerate() {
-                    let name = cell.trim_start_matches('\u{feff}').trim().to_ascii_lowercase().replace(['_', '-'], " ");
-                    if let Some(pos) =
-                        USER_CSV_COLUMNS.iter().position(|c| *c == name || (name == "group" && *c == "user group"))
-                    {
-                        match idx.get_mut(pos) {
-                            Some(Some(_)) => {
-                                return Some(Err(RowError::new(
-                                    line,
-                                    Some(cell),
-                                    "this column appears twice in the header; keep one",
-                                )))
-                            }
-                            Some(slot) => *slot = Some(i),
-                            None => {}
-                        }
-                    }
+                match header_order(&rec, line) {
+                    Ok(idx) => order = Some(idx),
+                    Err(e) => return Some(Err(e)),
                 }
-                if idx.first().is_some_and(Option::is_none) {
-                    return Some(Err(RowError {
-                        line,
-                        column: Some("email".into()),
-                        message: "the header has no 'email' column; expected: email,first name,last name,department,user group".into(),
-                    }));
-                }
-                order = Some(idx);
                 continue;
             }
             order = Some([Some(0), Some(1), Some(2), Some(3), Some(4)]);

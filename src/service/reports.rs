@@ -182,7 +182,8 @@ pub struct ActiveUsersReport {
     pub to: NaiveDateTime,
     pub accounts: Vec<ActiveLine>,
     pub total: usize,
-    /// Per tier (0: the account asked for).
+    /// Per tier (0: the account asked for); JSON object keys are the tier numbers as text.
+    #[schema(value_type = BTreeMap<String, usize>)]
     pub by_tier: BTreeMap<usize, usize>,
 }
 

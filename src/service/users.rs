@@ -173,7 +173,9 @@ pub struct UserInput {
 pub struct PhoneInput {
     /// Site by id, code or name (default: the main site).
     pub site: Option<String>,
-    /// `0` takes the next free extension of the site; a real one applies only if free.
+    /// `0` takes the next free extension of the site; a real one applies only if free (one
+    /// longer than the site's extensions is reported as a provisioning issue, not applied).
+    #[schema(minimum = 0, maximum = 4294967295_u64, format = Int64)]
     pub extension: Option<u32>,
     /// A complete number from the account's pool, any common notation.
     pub number: Option<String>,

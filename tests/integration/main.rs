@@ -14,6 +14,7 @@ mod migrate_data;
 mod moves;
 mod multiprocess;
 mod newcomer;
+mod openapi;
 mod pages;
 mod process;
 mod provisioning;

@@ -108,13 +108,18 @@ pub async fn add_domain(
     Ok(HttpResponse::Created().json(claim))
 }
 
+list_body! {
+    /// `{"domains": […]}`
+    DomainList { domains: DomainClaimView }
+}
+
 /// The account's domain claims, verified or pending (with what to publish).
-#[utoipa::path(get, path = "/api/v1/account/domains", tag = "account", responses((status = 200, body = [DomainClaimView])))]
+#[utoipa::path(get, path = "/api/v1/account/domains", tag = "account", responses((status = 200, body = DomainList)))]
 pub async fn list_domains(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let rows =
         state.db.read(move |c| store::accounts::domain_claims(c, &ctx.account_id).map_err(AppError::from)).await?;
     let views: Vec<DomainClaimView> = rows.into_iter().map(DomainClaimView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "domains": views })))
+    Ok(HttpResponse::Ok().json(DomainList { domains: views }))
 }
 
 /// Verify a pending claim: the server looks up the TXT record at
@@ -160,8 +165,13 @@ pub async fn remove_domain(
     Ok(HttpResponse::NoContent().finish())
 }
 
+list_body! {
+    /// `{"sub_accounts": […]}`
+    SubAccountList { sub_accounts: AccountView }
+}
+
 /// The direct sub accounts of this (master) account.
-#[utoipa::path(get, path = "/api/v1/sub_accounts", tag = "sub accounts", responses((status = 200, body = [AccountView])))]
+#[utoipa::path(get, path = "/api/v1/sub_accounts", tag = "sub accounts", responses((status = 200, body = SubAccountList)))]
 pub async fn list_subs(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let views = state
         .db
@@ -170,7 +180,7 @@ pub async fn list_subs(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult
             rows.iter().map(|r| accounts::view(c, r)).collect::<AppResult<Vec<_>>>()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "sub_accounts": views })))
+    Ok(HttpResponse::Ok().json(SubAccountList { sub_accounts: views }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -302,12 +312,18 @@ pub async fn transfer_owner(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Entries with an id below this one (paging backwards).
     pub before: Option<i64>,
     pub limit: Option<i64>,
     /// Only entries about this target (a user id, a product…).
     pub target: Option<String>,
+}
+
+list_body! {
+    /// `{"entries": […]}`, newest first.
+    AuditList { entries: AuditEntry }
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -325,7 +341,7 @@ pub struct AuditEntry {
 }
 
 /// The audit log, newest first.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "account", params(AuditQuery), responses((status = 200, body = [AuditEntry])))]
+#[utoipa::path(get, path = "/api/v1/audit", tag = "account", params(AuditQuery), responses((status = 200, body = AuditList)))]
 pub async fn audit_log(
     state: web::Data<AppState>,
     ctx: AccountCtx,
@@ -355,5 +371,5 @@ pub async fn audit_log(
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries })))
+    Ok(HttpResponse::Ok().json(AuditList { entries }))
 }

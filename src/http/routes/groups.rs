@@ -20,8 +20,13 @@ route_table! {
     POST "/groups/{group_id}/members" => members, edit Groups;
 }
 
+list_body! {
+    /// `{"groups": […]}`
+    GroupList { groups: GroupView }
+}
+
 /// Groups of the account.
-#[utoipa::path(get, path = "/api/v1/groups", tag = "groups", params(Page), responses((status = 200, body = [GroupView])))]
+#[utoipa::path(get, path = "/api/v1/groups", tag = "groups", params(Page), responses((status = 200, body = GroupList)))]
 pub async fn list(state: web::Data<AppState>, ctx: AccountCtx, page: web::Query<Page>) -> AppResult<HttpResponse> {
     let page = page.into_inner();
     let v = state
@@ -31,7 +36,7 @@ pub async fn list(state: web::Data<AppState>, ctx: AccountCtx, page: web::Query<
             rows.into_iter().map(|g| groups::view(c, g)).collect::<AppResult<Vec<_>>>()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "groups": v })))
+    Ok(HttpResponse::Ok().json(GroupList { groups: v }))
 }
 
 /// Create a group.

@@ -29,14 +29,19 @@ pub async fn me(ctx: AccountCtx) -> AppResult<HttpResponse> {
     })))
 }
 
+list_body! {
+    /// `{"tokens": […]}`
+    MyTokenList { tokens: TokenView }
+}
+
 /// The tokens acting as the caller (never their values).
-#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "me", responses((status = 200, body = [TokenView])))]
+#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "me", responses((status = 200, body = MyTokenList)))]
 pub async fn my_tokens(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let me = my_id(&ctx)?;
     let rows =
         state.db.read(move |c| store::tokens::list_of_user(c, &ctx.account_id, &me).map_err(AppError::from)).await?;
     let views: Vec<TokenView> = rows.into_iter().map(TokenView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "tokens": views })))
+    Ok(HttpResponse::Ok().json(MyTokenList { tokens: views }))
 }
 
 /// Revoke one of the caller's own tokens (a token of someone else is not found).

@@ -74,6 +74,18 @@ macro_rules! route_table {
     (@method DELETE) => { actix_web::web::delete() };
 }
 
+/// Declares a list body `{"<field>": [item, …]}` as one type, so a handler's answer and its
+/// schema in the document cannot drift apart.
+macro_rules! list_body {
+    ($(#[$meta:meta])* $name:ident { $field:ident: $item:ty }) => {
+        $(#[$meta])*
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            pub $field: Vec<$item>,
+        }
+    };
+}
+
 pub mod account;
 pub mod groups;
 pub mod licenses;
@@ -179,6 +191,7 @@ pub fn methods_for(path: &str) -> Vec<&'static str> {
 
 /// `?limit=&offset=` paging (limit 1–1000, default 100).
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
@@ -217,6 +230,19 @@ impl Params {
     pub fn get(v: &Option<String>, name: &'static str) -> crate::error::AppResult<String> {
         v.clone().ok_or(crate::error::AppError::bad_request("invalid_path", format!("missing path parameter {name}")))
     }
+}
+
+/// A CSV import's body must hold at least one line: an empty (or blank) upload is a client
+/// mistake — the wrong file or no file — and is refused with 400 `empty_body` instead of
+/// being reported as an import of nothing.
+pub(crate) fn require_csv(bytes: &[u8]) -> crate::error::AppResult<()> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(crate::error::AppError::bad_request(
+            "empty_body",
+            "the CSV body is empty; send the file's contents",
+        ));
+    }
+    Ok(())
 }
 
 /// An import's answer: 200 with its report, or 503 with the same report when it stopped

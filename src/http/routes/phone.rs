@@ -20,8 +20,13 @@ route_table! {
     POST "/phone/import" => import, edit PhoneUsers;
 }
 
+list_body! {
+    /// `{"sites": […]}`
+    SiteList { sites: SiteView }
+}
+
 /// Phone sites of the account.
-#[utoipa::path(get, path = "/api/v1/phone/sites", tag = "phone", responses((status = 200, body = [SiteView])))]
+#[utoipa::path(get, path = "/api/v1/phone/sites", tag = "phone", responses((status = 200, body = SiteList)))]
 pub async fn list_sites(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let sites = state
         .db
@@ -30,7 +35,7 @@ pub async fn list_sites(state: web::Data<AppState>, ctx: AccountCtx) -> AppResul
             rows.into_iter().map(|r| phone::site_view(c, r)).collect::<AppResult<Vec<_>>>()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "sites": sites })))
+    Ok(HttpResponse::Ok().json(SiteList { sites }))
 }
 
 /// Create a site (name, 1–3 digit code, short-extension length).
@@ -47,8 +52,16 @@ pub async fn create_site(
     Ok(HttpResponse::Created().json(v))
 }
 
+/// A page of the number pool and how many numbers the account may hold.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct NumberList {
+    pub numbers: Vec<store::phone::NumberRow>,
+    /// Numbers the account's calling-plan seats allow.
+    pub capacity: u32,
+}
+
 /// The number pool.
-#[utoipa::path(get, path = "/api/v1/phone/numbers", tag = "phone", params(Page), responses((status = 200, body = [store::phone::NumberRow])))]
+#[utoipa::path(get, path = "/api/v1/phone/numbers", tag = "phone", params(Page), responses((status = 200, body = NumberList)))]
 pub async fn list_numbers(
     state: web::Data<AppState>,
     ctx: AccountCtx,
@@ -63,7 +76,7 @@ pub async fn list_numbers(
             Ok::<_, AppError>((numbers, phone::number_capacity(c, &account)?))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "numbers": numbers, "capacity": capacity })))
+    Ok(HttpResponse::Ok().json(NumberList { numbers, capacity }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -106,6 +119,7 @@ pub async fn remove_number(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// `merge` (default: absent columns keep their value) or `replace` (a row is the whole profile).
     pub mode: Option<String>,
@@ -115,7 +129,9 @@ pub struct ImportQuery {
 }
 
 /// Bulk phone CSV (Zoom's columns, headers case-insensitive). Bad rows are reported with
-/// their line numbers; good rows apply.
+/// their line numbers; good rows apply. An empty body (400 `empty_body`) or a header that
+/// cannot be used (400 `invalid_csv_header`: no `Email` column, an unknown or doubled one)
+/// is refused whole.
 #[utoipa::path(post, path = "/api/v1/phone/import", tag = "phone", params(ImportQuery), request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = PhoneImportReport), (status = 503, body = PhoneImportReport, description = "the import stopped part-way (the database went away): the report counts what was applied and `stopped` says from which line to run it again")))]
 pub async fn import(
@@ -132,6 +148,12 @@ pub async fn import(
         .await
         .map_err(|_| AppError::PayloadTooLarge { limit })?
         .map_err(|e| AppError::bad_request("invalid_body", format!("cannot read the body: {e}")))?;
+    super::require_csv(&bytes)?;
+    // A header that cannot be used fails every row: the file is refused whole.
+    if let Err(errors) = crate::domain::phone_csv::PhoneCsvReader::new(&bytes[..]) {
+        let text = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        return Err(AppError::bad_request("invalid_csv_header", text));
+    }
     let st = state.clone();
     let report = actix_web::rt::task::spawn_blocking(move || {
         phone::import_csv(&st.db, || st.env(), &ctx.actor, &ctx.account_id, &bytes[..], mode, dry_run, |_| {})

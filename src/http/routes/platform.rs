@@ -63,8 +63,13 @@ pub async fn create_account(
     Ok(HttpResponse::Created().json(view))
 }
 
+list_body! {
+    /// `{"accounts": […]}`
+    AccountList { accounts: AccountView }
+}
+
 /// List top-level accounts (operator only).
-#[utoipa::path(get, path = "/api/v1/accounts", tag = "platform", params(Page), responses((status = 200, body = [AccountView])))]
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "platform", params(Page), responses((status = 200, body = AccountList)))]
 pub async fn list_accounts(
     state: web::Data<AppState>,
     _op: OperatorCtx,
@@ -78,7 +83,7 @@ pub async fn list_accounts(
             rows.iter().map(|r| accounts::view(c, r)).collect::<AppResult<Vec<_>>>()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "accounts": views })))
+    Ok(HttpResponse::Ok().json(AccountList { accounts: views }))
 }
 
 /// Any account by id (operator only).

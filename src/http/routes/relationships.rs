@@ -131,14 +131,20 @@ pub async fn invite(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SideQuery {
     /// `partner` or `customer`; absent: both.
     pub side: Option<String>,
 }
 
+list_body! {
+    /// `{"relationships": […]}`
+    RelationshipList { relationships: RelationshipView }
+}
+
 /// The account's relationships (every one of the account's, whoever created it).
 #[utoipa::path(get, path = "/api/v1/relationships", tag = "relationships", params(SideQuery),
-    responses((status = 200, description = "{\"relationships\": [RelationshipView]}", body = [RelationshipView])))]
+    responses((status = 200, body = RelationshipList)))]
 pub async fn list(state: web::Data<AppState>, ctx: AccountCtx, q: web::Query<SideQuery>) -> AppResult<HttpResponse> {
     let side = match q.side.as_deref() {
         None | Some("") => None,
@@ -148,7 +154,7 @@ pub async fn list(state: web::Data<AppState>, ctx: AccountCtx, q: web::Query<Sid
     };
     let env = state.env();
     let v = state.db.read(move |c| delegation::list(c, &env, &ctx.account_id, side)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "relationships": v })))
+    Ok(HttpResponse::Ok().json(RelationshipList { relationships: v }))
 }
 
 /// One relationship.
@@ -317,9 +323,14 @@ pub async fn add_delegate(
     Ok(if created { HttpResponse::Created().json(v) } else { HttpResponse::Ok().json(v) })
 }
 
+list_body! {
+    /// `{"delegates": […]}`
+    DelegateList { delegates: DelegateView }
+}
+
 /// The delegates (the customer of an undisclosed relationship sees pseudonyms).
 #[utoipa::path(get, path = "/api/v1/relationships/{relationship_id}/delegates", tag = "relationships",
-    responses((status = 200, description = "{\"delegates\": [DelegateView]}", body = [DelegateView])))]
+    responses((status = 200, body = DelegateList)))]
 pub async fn list_delegates(
     state: web::Data<AppState>,
     ctx: AccountCtx,
@@ -328,7 +339,7 @@ pub async fn list_delegates(
     let id = rid(&path)?;
     let env = state.env();
     let v = state.db.read(move |c| delegation::list_delegates(c, &env, &ctx.account_id, &id)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "delegates": v })))
+    Ok(HttpResponse::Ok().json(DelegateList { delegates: v }))
 }
 
 /// Remove a delegate (by user id; the customer may use the pseudonym). Access ends at the
@@ -352,13 +363,18 @@ pub async fn remove_delegate(
     Ok(HttpResponse::NoContent().finish())
 }
 
+list_body! {
+    /// `{"delegations": […]}`
+    DelegationList { delegations: DelegationView }
+}
+
 /// The caller's delegations and the customers' invitations addressed to them.
 #[utoipa::path(get, path = "/api/v1/delegations", tag = "delegations",
-    responses((status = 200, description = "{\"delegations\": [DelegationView]}", body = [DelegationView])))]
+    responses((status = 200, body = DelegationList)))]
 pub async fn delegations(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let env = state.env();
     let v = state.db.read(move |c| delegation::my_delegations(c, &env, &ctx.actor)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "delegations": v })))
+    Ok(HttpResponse::Ok().json(DelegationList { delegations: v }))
 }
 
 /// Accept one delegation (or a customer's invitation of the caller).
@@ -376,14 +392,19 @@ pub async fn accept_delegation(
     Ok(HttpResponse::Ok().json(v))
 }
 
+list_body! {
+    /// `{"accepted": […]}`: the delegations accepted
+    AcceptedList { accepted: DelegationView }
+}
+
 /// Accept every open delegation at once.
 #[utoipa::path(post, path = "/api/v1/delegations/accept_all", tag = "delegations",
-    responses((status = 200, description = "{\"accepted\": [DelegationView]}", body = [DelegationView])))]
+    responses((status = 200, body = AcceptedList)))]
 pub async fn accept_all(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let env = state.env();
     let v = state.db.write(move |c| delegation::accept_all(c, &env, &ctx.actor, &ctx.account_id)).await?;
     state.authorization_changed();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "accepted": v })))
+    Ok(HttpResponse::Ok().json(AcceptedList { accepted: v }))
 }
 
 /// Mail the caller a one-time code for entering the customer account (at most one a

@@ -16,6 +16,7 @@ route_table! {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// Comma-separated account ids of the caller's tree (default: the account and every sub
     /// account, three tiers deep). An id outside the tree is a 404.

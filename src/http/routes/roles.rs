@@ -15,12 +15,17 @@ route_table! {
     DELETE "/roles/{role_id}" => delete, edit Roles;
 }
 
+list_body! {
+    /// `{"roles": […]}`
+    RoleList { roles: RoleView }
+}
+
 /// Custom roles of the account.
-#[utoipa::path(get, path = "/api/v1/roles", tag = "roles", responses((status = 200, body = [RoleView])))]
+#[utoipa::path(get, path = "/api/v1/roles", tag = "roles", responses((status = 200, body = RoleList)))]
 pub async fn list(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let rows = state.db.read(move |c| store::roles::list(c, &ctx.account_id).map_err(AppError::from)).await?;
     let views: Vec<RoleView> = rows.into_iter().map(RoleView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "roles": views })))
+    Ok(HttpResponse::Ok().json(RoleList { roles: views }))
 }
 
 /// Create a custom role.

@@ -54,9 +54,14 @@ pub async fn bind(
     Ok(HttpResponse::Created().json(v))
 }
 
+list_body! {
+    /// `{"groups": […]}`: the bindings
+    BindingList { groups: BindingView }
+}
+
 /// The groups bound to a relationship.
 #[utoipa::path(get, path = "/api/v1/relationships/{relationship_id}/groups", tag = "sync",
-    responses((status = 200, description = "{\"groups\": [BindingView]}", body = [BindingView])))]
+    responses((status = 200, body = BindingList)))]
 pub async fn bindings(
     state: web::Data<AppState>,
     ctx: AccountCtx,
@@ -64,7 +69,7 @@ pub async fn bindings(
 ) -> AppResult<HttpResponse> {
     let id = super::Params::get(&path.relationship_id, "relationship_id")?;
     let v = state.db.read(move |c| sync::bindings(c, &ctx.account_id, &id)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "groups": v })))
+    Ok(HttpResponse::Ok().json(BindingList { groups: v }))
 }
 
 /// Unbind a group: its source goes from every delegate; those left with none lose access.
@@ -98,12 +103,17 @@ pub async fn status(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<Ht
     Ok(HttpResponse::Ok().json(v))
 }
 
+list_body! {
+    /// `{"held": […]}`
+    HoldList { held: HoldView }
+}
+
 /// Removals held for confirmation (newest first), of the account's relationships.
 #[utoipa::path(get, path = "/api/v1/sync/held", tag = "sync",
-    responses((status = 200, description = "{\"held\": [HoldView]}", body = [HoldView])))]
+    responses((status = 200, body = HoldList)))]
 pub async fn held(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let v = state.db.read(move |c| sync::holds(c, Some(&ctx.account_id))).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "held": v })))
+    Ok(HttpResponse::Ok().json(HoldList { held: v }))
 }
 
 async fn decide(state: &AppState, ctx: AccountCtx, id: String, confirm: bool) -> AppResult<HoldView> {
@@ -140,6 +150,7 @@ pub async fn discard(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReconcileQuery {
     /// Report the drift without repairing it (default false).
     pub dry_run: Option<bool>,

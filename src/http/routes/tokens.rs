@@ -62,12 +62,17 @@ pub async fn create(
     Ok(HttpResponse::Created().json(t))
 }
 
+list_body! {
+    /// `{"tokens": […]}`
+    TokenList { tokens: TokenView }
+}
+
 /// The account's tokens (never their values).
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = [TokenView])))]
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = TokenList)))]
 pub async fn list(state: web::Data<AppState>, ctx: AccountCtx) -> AppResult<HttpResponse> {
     let rows = state.db.read(move |c| store::tokens::list(c, &ctx.account_id).map_err(AppError::from)).await?;
     let views: Vec<TokenView> = rows.into_iter().map(TokenView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "tokens": views })))
+    Ok(HttpResponse::Ok().json(TokenList { tokens: views }))
 }
 
 /// Revoke a token.

@@ -33,6 +33,7 @@ route_table! {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
@@ -45,8 +46,17 @@ pub struct ListQuery {
     pub email: Option<String>,
 }
 
+/// A page of users, with the total that match.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
 /// Users of the account.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListQuery), responses((status = 200, body = [UserView])))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListQuery), responses((status = 200, body = UserList)))]
 pub async fn list(state: web::Data<AppState>, ctx: AccountCtx, q: web::Query<ListQuery>) -> AppResult<HttpResponse> {
     let q = q.into_inner();
     let page = Page { limit: q.limit, offset: q.offset };
@@ -57,8 +67,7 @@ pub async fn list(state: web::Data<AppState>, ctx: AccountCtx, q: web::Query<Lis
     };
     let (users, total) =
         state.db.read(move |c| admin_users::list(c, &ctx.account_id, &filter, page.limit(), page.offset())).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "users": users, "total": total, "limit": page.limit(), "offset": page.offset() })))
+    Ok(HttpResponse::Ok().json(UserList { users, total, limit: page.limit(), offset: page.offset() }))
 }
 
 /// Add a user: a pending invitation (mailed through the outbox), licensed within the
@@ -181,8 +190,13 @@ pub async fn resend(
     Ok(HttpResponse::Ok().json(view))
 }
 
+list_body! {
+    /// `{"invitations": […]}`
+    InvitationList { invitations: InvitationView }
+}
+
 /// Pending invitations, with whether each has expired.
-#[utoipa::path(get, path = "/api/v1/invitations", tag = "users", params(Page), responses((status = 200, body = [InvitationView])))]
+#[utoipa::path(get, path = "/api/v1/invitations", tag = "users", params(Page), responses((status = 200, body = InvitationList)))]
 pub async fn list_invitations(
     state: web::Data<AppState>,
     ctx: AccountCtx,
@@ -192,7 +206,7 @@ pub async fn list_invitations(
     let env = state.env();
     let list =
         state.db.read(move |c| admin_users::invitations(c, &env, &ctx.account_id, page.limit(), page.offset())).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "invitations": list })))
+    Ok(HttpResponse::Ok().json(InvitationList { invitations: list }))
 }
 
 fn tier(s: &str) -> AppResult<UserTier> {
@@ -242,7 +256,9 @@ pub async fn bulk_remove(
 }
 
 /// Import users from CSV (`email,first name,last name,department,user group`; header
-/// optional). Bad rows are reported with line numbers; good rows are applied.
+/// optional). Bad rows are reported with line numbers; good rows are applied. An empty body
+/// (400 `empty_body`) or a header that cannot be used (400 `invalid_csv_header`: no `email`
+/// column, a column twice) is refused whole.
 #[utoipa::path(post, path = "/api/v1/users/import", tag = "users", request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = ImportReport), (status = 413, body = crate::http::error::ErrorBody), (status = 503, body = ImportReport, description = "the import stopped part-way (the database went away): the report counts what was applied and `stopped` says from which line to run it again")))]
 pub async fn import_csv(state: web::Data<AppState>, ctx: AccountCtx, body: web::Payload) -> AppResult<HttpResponse> {
@@ -251,6 +267,10 @@ pub async fn import_csv(state: web::Data<AppState>, ctx: AccountCtx, body: web::
         .await
         .map_err(|_| AppError::PayloadTooLarge { limit: CSV_LIMIT })?
         .map_err(|e| AppError::bad_request("invalid_body", format!("cannot read the body: {e}")))?;
+    super::require_csv(&bytes)?;
+    if let Some(e) = crate::domain::users::user_csv_header_error(&bytes) {
+        return Err(AppError::bad_request("invalid_csv_header", e.to_string()));
+    }
     let st = state.clone();
     let report = actix_web::rt::task::spawn_blocking(move || {
         admin_users::import_csv(&st.db, || st.env(), &ctx.actor, &ctx.account_id, &bytes[..], |_| {})
@@ -279,8 +299,13 @@ pub struct SessionView {
     pub expires_at: chrono::NaiveDateTime,
 }
 
+list_body! {
+    /// `{"sessions": […]}`
+    SessionList { sessions: SessionView }
+}
+
 /// A user's live SSO sessions.
-#[utoipa::path(get, path = "/api/v1/users/{user_id}/sessions", tag = "users", responses((status = 200, body = [SessionView]), (status = 404, body = crate::http::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/sessions", tag = "users", responses((status = 200, body = SessionList), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn sessions(state: web::Data<AppState>, ctx: AccountCtx, path: web::Path<Params>) -> AppResult<HttpResponse> {
     let id = Params::get(&path.user_id, "user_id")?;
     let now = state.env().now;
@@ -295,7 +320,7 @@ pub async fn sessions(state: web::Data<AppState>, ctx: AccountCtx, path: web::Pa
         .into_iter()
         .map(|s| SessionView { id: s.id_hash, created_at: s.created_at, expires_at: s.expires_at })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": views })))
+    Ok(HttpResponse::Ok().json(SessionList { sessions: views }))
 }
 
 /// End every SSO session of a user (they sign in again through the IdP).
@@ -340,11 +365,16 @@ pub struct MoveUsers {
     pub dry_run: bool,
 }
 
+list_body! {
+    /// `{"results": […]}`: one per e-mail, in order
+    MoveResults { results: crate::service::moves::MoveResult }
+}
+
 /// Move users between the accounts of the caller's tree, row by row (each move one
 /// transaction; owners, Admins and pending users are refused; a target without the seats
 /// refuses the row).
 #[utoipa::path(post, path = "/api/v1/users/move", tag = "users", request_body = MoveUsers,
-    responses((status = 200, description = "{\"results\": [{email, status: moved|would_move|refused, reason}]}", body = [crate::service::moves::MoveResult]),
+    responses((status = 200, body = MoveResults),
               (status = 400, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn move_users(
     state: web::Data<AppState>,
@@ -383,5 +413,5 @@ pub async fn move_users(
         state.authorization_changed();
         out
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
+    Ok(HttpResponse::Ok().json(MoveResults { results }))
 }
