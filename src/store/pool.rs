@@ -155,6 +155,19 @@ impl r2d2::ManageConnection for Manager {
 pub type DbPool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
+/// A pooled connection, its wait recorded in `store::stats`.
+fn timed_get(pool: &DbPool) -> Result<PooledConn, StoreError> {
+    let started = std::time::Instant::now();
+    let got = pool.get();
+    if let Some(s) = super::stats::stats() {
+        s.pool_wait.observe(started.elapsed().as_secs_f64());
+        if got.is_err() {
+            s.pool_timeouts.inc();
+        }
+    }
+    got.map_err(|e| StoreError::Pool(e.to_string()))
+}
+
 /// Applies the embedded migrations, holding a lock so that concurrent starts do not race.
 pub fn run_migrations(conn: &mut DbConn) -> Result<usize, StoreError> {
     let mig = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
@@ -207,6 +220,8 @@ pub struct Db {
     writer: Arc<Writer>,
     /// SQLite only: the one queue for this process's write transactions (see [`WriteGate`]).
     gate: Option<Arc<WriteGate>>,
+    /// Heartbeats of the writer threads (and of the workers the server adds).
+    pub health: crate::health::Health,
 }
 
 impl Db {
@@ -230,13 +245,14 @@ impl Db {
             Backend::Postgres => (opts.pool_size.clamp(2, 8) as usize, 1),
         };
         let gate = (url.backend() == Backend::Sqlite).then(|| Arc::new(WriteGate::default()));
-        let mut writer = Writer::start(&url, writers, batch, gate.clone())?;
+        let health = crate::health::Health::default();
+        let mut writer = Writer::start(&url, writers, batch, gate.clone(), &health)?;
         if url.backend() == Backend::Sqlite {
             // Checkpoints move off the commit path: a committing writer no longer stalls
             // while the WAL is copied back into the database file.
-            writer.start_checkpointer(&url)?;
+            writer.start_checkpointer(&url, &health)?;
         }
-        Ok(Db { pool, url: Arc::new(url), writer: Arc::new(writer), gate })
+        Ok(Db { pool, url: Arc::new(url), writer: Arc::new(writer), gate, health })
     }
 
     pub fn backend(&self) -> Backend {
@@ -245,7 +261,13 @@ impl Db {
 
     /// A pooled connection (blocking).
     pub fn conn(&self) -> Result<PooledConn, StoreError> {
-        self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+        timed_get(&self.pool)
+    }
+
+    /// Graceful shutdown: the writer takes no more jobs and finishes those queued, within
+    /// `within`; false when it did not finish in time.
+    pub fn close_writes(&self, within: Duration) -> bool {
+        self.writer.close(within)
     }
 
     /// Runs a read-only closure on a pooled connection, off the async executor.
@@ -257,7 +279,7 @@ impl Db {
     {
         let pool = self.pool.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| E::from(StoreError::Pool(e.to_string())))?;
+            let mut conn = timed_get(&pool).map_err(E::from)?;
             f(&mut conn)
         })
         .await;
