@@ -11,6 +11,7 @@ mod delegation;
 mod mail;
 mod moves;
 mod newcomer;
+mod ops;
 mod pages;
 mod process;
 mod provisioning;
