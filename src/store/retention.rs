@@ -20,11 +20,11 @@ pub const ENDED: [&str; 3] = ["terminated", "declined", "expired"];
 /// keys `$key` are read first (a table cannot be the subselect of its own DELETE in Diesel),
 /// then deleted by key, in the caller's transaction.
 macro_rules! count_or_delete {
-    ($conn:expr, $table:path, $key:expr, $old:expr, $limit:expr) => {
+    ($conn:expr, $table:path, $key:expr, $ty:ty, $old:expr, $limit:expr) => {
         crate::with_backend!($conn, |c| match $limit {
             None => $old.count().get_result::<i64>(c).map(|n| usize::try_from(n).unwrap_or(0)),
             Some(n) => {
-                let keys: Vec<_> = $old.select($key).limit(n).load(c)?;
+                let keys: Vec<$ty> = $old.select($key).limit(n).load(c)?;
                 if keys.is_empty() {
                     Ok(0)
                 } else {
@@ -41,6 +41,7 @@ pub fn audit(conn: &mut DbConn, cutoff: NaiveDateTime, limit: Option<i64>) -> Qu
         conn,
         audit_log::table,
         audit_log::id,
+        i64,
         audit_log::table.filter(audit_log::created_at.lt(cutoff)),
         limit
     )
@@ -49,14 +50,14 @@ pub fn audit(conn: &mut DbConn, cutoff: NaiveDateTime, limit: Option<i64>) -> Qu
 /// Outbox mail sent, or failed for good, before `cutoff` (mail still to deliver stays).
 pub fn mail(conn: &mut DbConn, cutoff: NaiveDateTime, limit: Option<i64>) -> QueryResult<usize> {
     let old = mail_outbox::table.filter(mail_outbox::sent_at.lt(cutoff).or(mail_outbox::failed_at.lt(cutoff)));
-    count_or_delete!(conn, mail_outbox::table, mail_outbox::id, old, limit)
+    count_or_delete!(conn, mail_outbox::table, mail_outbox::id, i64, old, limit)
 }
 
 /// Membership events applied before `cutoff` (pending events are never purged).
 pub fn membership_events(conn: &mut DbConn, cutoff: NaiveDateTime, limit: Option<i64>) -> QueryResult<usize> {
     use membership_events as me;
     let old = me::table.filter(me::processed_at.is_not_null()).filter(me::processed_at.lt(cutoff));
-    count_or_delete!(conn, me::table, me::id, old, limit)
+    count_or_delete!(conn, me::table, me::id, i64, old, limit)
 }
 
 /// Relationships that ended (terminated, declined, expired) before `cutoff`, with their
@@ -87,12 +88,13 @@ pub fn credentials(conn: &mut DbConn, cutoff: NaiveDateTime, limit: Option<i64>)
     let tokens = api_tokens::table.filter(api_tokens::expires_at.lt(cutoff).or(api_tokens::revoked_at.lt(cutoff)));
     let codes =
         delegate_codes::table.filter(delegate_codes::expires_at.lt(cutoff).or(delegate_codes::used_at.lt(cutoff)));
-    let mut done = count_or_delete!(conn, api_tokens::table, api_tokens::id, tokens, limit)?;
-    done += count_or_delete!(conn, delegate_codes::table, delegate_codes::id, codes, limit)?;
+    let mut done = count_or_delete!(conn, api_tokens::table, api_tokens::id, String, tokens, limit)?;
+    done += count_or_delete!(conn, delegate_codes::table, delegate_codes::id, String, codes, limit)?;
     done += count_or_delete!(
         conn,
         sessions::table,
         sessions::id_hash,
+        String,
         sessions::table.filter(sessions::expires_at.lt(cutoff)),
         limit
     )?;
@@ -100,6 +102,7 @@ pub fn credentials(conn: &mut DbConn, cutoff: NaiveDateTime, limit: Option<i64>)
         conn,
         saml_requests::table,
         saml_requests::id,
+        String,
         saml_requests::table.filter(saml_requests::expires_at.lt(cutoff)),
         limit
     )?;

@@ -102,7 +102,7 @@ fn metrics_cover_the_writer_queue_the_pool_and_latency_by_status_class() {
         })
     };
     assert!(latency("2xx", "/api/v1/users"), "{text}");
-    assert!(latency("4xx", "/api/v1/users/{id}"), "{text}");
+    assert!(latency("4xx", "/api/v1/users/{user_id}"), "{text}");
     let batches = text
         .lines()
         .find_map(|l| l.strip_prefix("provisor_writer_batch_size_count "))
