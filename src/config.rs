@@ -42,7 +42,19 @@ pub struct ServerConfig {
     pub sync_reconcile_every: Option<std::time::Duration>,
     /// `GET /metrics` needs this bearer token when set (else it answers loopback only).
     pub metrics_token: Option<String>,
+    /// `/readyz` fails a background worker busy with one piece of work longer than this.
+    pub ready_stall: std::time::Duration,
+    /// Graceful shutdown: in-flight requests get this long to finish, queued writes the
+    /// same again (see [`DEFAULT_SHUTDOWN_SECONDS`]).
+    pub shutdown_timeout: std::time::Duration,
+    /// What the hourly maintenance purges, and after how long.
+    pub retention: crate::service::retention::Policy,
 }
+
+/// Default of `--ready-stall-seconds`.
+pub const DEFAULT_READY_STALL_SECONDS: u64 = 30;
+/// Default of `--shutdown-timeout-seconds`.
+pub const DEFAULT_SHUTDOWN_SECONDS: u64 = 30;
 
 impl ServerConfig {
     pub fn new(bind: SocketAddr, public_url: Option<String>, database_url: String) -> ServerConfig {
@@ -65,6 +77,9 @@ impl ServerConfig {
             sync_poll: std::time::Duration::from_millis(25),
             sync_reconcile_every: Some(std::time::Duration::from_secs(60 * 60)),
             metrics_token: None,
+            ready_stall: std::time::Duration::from_secs(DEFAULT_READY_STALL_SECONDS),
+            shutdown_timeout: std::time::Duration::from_secs(DEFAULT_SHUTDOWN_SECONDS),
+            retention: crate::service::retention::Policy::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fault;
+pub mod health;
 pub mod http;
 pub mod mail;
 pub mod provisioning;

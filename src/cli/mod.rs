@@ -10,6 +10,7 @@ mod licenses;
 mod mapping;
 mod phone;
 mod report;
+mod retention;
 mod serve;
 mod sso;
 pub mod test_idp;
@@ -27,6 +28,7 @@ pub use self::licenses::LicensesCmd;
 pub use self::mapping::MappingCmd;
 pub use self::phone::{NumbersCmd, PhoneCmd, SiteCmd};
 pub use self::report::ReportCmd;
+pub use self::retention::{RetentionArgs, RetentionCmd};
 pub use self::serve::ServeArgs;
 pub use self::sso::SsoCmd;
 pub use self::token::TokenCmd;
@@ -112,6 +114,10 @@ pub enum Command {
     /// Reports across a master account's tree (licenses, active users, phone).
     #[command(subcommand)]
     Report(ReportCmd),
+    /// Retention: purge the audit log, sent mail, applied events, ended relationships and
+    /// expired credentials older than their periods.
+    #[command(subcommand)]
+    Retention(RetentionCmd),
     /// Sign a SAML response with the TEST-ONLY keys in idp-fixtures/ (to try SSO locally
     /// with curl; those keys are public, never trust them in production).
     TestIdp(test_idp::TestIdpArgs),
@@ -236,6 +242,7 @@ fn run(cli: Cli) -> AppResult<Option<serde_json::Value>> {
         Command::Delegate(cmd) => delegation::run_delegate(url, cmd),
         Command::Sync(cmd) => delegation::run_sync(url, cmd),
         Command::Report(cmd) => report::run_report(url, cmd),
+        Command::Retention(cmd) => retention::run(url, cmd),
         Command::TestIdp(args) => test_idp::run(&args),
         Command::MigrateData(_) | Command::Backup(_) | Command::Restore(_) => Ok(None),
     }

@@ -70,6 +70,16 @@ pub struct ServeArgs {
     /// `GET /metrics` needs this bearer token (default: open on loopback only).
     #[arg(long, env = "PROVISOR_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// `/readyz` answers 503 when a background worker (writer, sync, mail sender, …) has been
+    /// busy with one piece of work longer than this many seconds, or has stopped.
+    #[arg(long, env = "PROVISOR_READY_STALL_SECONDS", default_value_t = crate::config::DEFAULT_READY_STALL_SECONDS)]
+    pub ready_stall_seconds: u64,
+    /// On SIGTERM or SIGINT: seconds in-flight requests get to finish after the listener
+    /// closes, and then at most as long again for the queued writes; the process then exits.
+    #[arg(long, env = "PROVISOR_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = crate::config::DEFAULT_SHUTDOWN_SECONDS)]
+    pub shutdown_timeout_seconds: u64,
+    #[command(flatten)]
+    pub retention: super::RetentionArgs,
 }
 
 pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
@@ -93,6 +103,9 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
         m => Some(std::time::Duration::from_secs(m * 60)),
     };
     config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
+    config.ready_stall = std::time::Duration::from_secs(args.ready_stall_seconds.max(1));
+    config.shutdown_timeout = std::time::Duration::from_secs(args.shutdown_timeout_seconds.max(1));
+    config.retention = args.retention.policy();
     config.mail = crate::mail::MailConfig::from_settings(
         args.smtp_url.as_deref(),
         args.mail_from.as_deref(),
@@ -145,11 +158,46 @@ pub(super) fn serve(database_url: &str, args: ServeArgs) -> AppResult<()> {
             None
         }
     };
+    let writes = db.clone();
+    let drain_for = config.shutdown_timeout;
     let state = Arc::new(crate::http::AppState::new(db, clock, config));
     actix_web::rt::System::new().block_on(async move {
         crate::http::spawn_maintenance(state.clone());
         crate::http::spawn_sync_worker(state.clone());
         let server = crate::http::server(state, listener).map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            let signal = stop_signal().await;
+            tracing::info!(signal, "stopping: no new connections; draining in-flight requests and queued writes");
+            handle.stop(true).await;
+        });
         server.await.map_err(|e| AppError::Internal(e.to_string()))
-    })
+    })?;
+    // Requests are answered; the mail sender gives back what it claimed; then every write
+    // already queued runs and commits before the process exits.
+    drop(_mail);
+    if writes.close_writes(drain_for) {
+        tracing::info!("stopped: every queued write committed");
+        Ok(())
+    } else {
+        Err(AppError::Unavailable(format!(
+            "shutdown: the queued writes did not finish within {}s",
+            drain_for.as_secs()
+        )))
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (both stop the server gracefully); the signal's name.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT; stop the server with SIGKILL");
+            std::future::pending::<&'static str>().await
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! `GET /metrics` in the Prometheus text format (names prefixed `provisor_`): the group-sync
 //! outbox (depth and oldest age read at scrape time, events applied and failed, propagation
-//! latency, drift, held removals) and every request's count and latency by route pattern.
+//! latency, drift, held removals), every request's count and latency by route pattern (and
+//! status class), the group-commit writer's queue (depth, batch sizes, wait before a batch)
+//! and the connection pool (open, idle, in use, waits and timed-out waits).
 //! Open on loopback; when `PROVISOR_METRICS_TOKEN` is set, only with that bearer token.
 
 use std::sync::OnceLock;
@@ -26,6 +28,10 @@ struct Metrics {
     drift_repaired: IntCounter,
     requests: IntCounterVec,
     latency: HistogramVec,
+    pool_connections: IntGauge,
+    pool_idle: IntGauge,
+    pool_in_use: IntGauge,
+    pool_max: IntGauge,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -50,10 +56,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
             &["method", "route", "status"],
         )?,
         latency: HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method and route pattern")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
-            &["method", "route"],
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method, route pattern and status class (2xx, 4xx, …)",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+            &["method", "route", "class"],
         )?,
+        pool_connections: IntGauge::new("db_pool_connections", "pooled database connections open")?,
+        pool_idle: IntGauge::new("db_pool_idle_connections", "pooled database connections idle")?,
+        pool_in_use: IntGauge::new("db_pool_in_use_connections", "pooled database connections handed out")?,
+        pool_max: IntGauge::new("db_pool_max_connections", "the pool's size")?,
         registry,
     };
     m.registry.register(Box::new(m.outbox_depth.clone()))?;
@@ -66,6 +79,18 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.drift_repaired.clone()))?;
     m.registry.register(Box::new(m.requests.clone()))?;
     m.registry.register(Box::new(m.latency.clone()))?;
+    m.registry.register(Box::new(m.pool_connections.clone()))?;
+    m.registry.register(Box::new(m.pool_idle.clone()))?;
+    m.registry.register(Box::new(m.pool_in_use.clone()))?;
+    m.registry.register(Box::new(m.pool_max.clone()))?;
+    // The writer queue and pool waits are counted in the store layer.
+    if let Some(s) = crate::store::stats::stats() {
+        m.registry.register(Box::new(s.queue_depth.clone()))?;
+        m.registry.register(Box::new(s.batch_size.clone()))?;
+        m.registry.register(Box::new(s.queue_wait.clone()))?;
+        m.registry.register(Box::new(s.pool_wait.clone()))?;
+        m.registry.register(Box::new(s.pool_timeouts.clone()))?;
+    }
     Ok(m)
 }
 
@@ -108,9 +133,11 @@ pub async fn count_requests<B: actix_web::body::MessageBody + 'static>(
     let res = next.call(req).await?;
     if let Some(m) = metrics() {
         let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-        let status = res.status().as_u16().to_string();
+        let code = res.status().as_u16();
+        let status = code.to_string();
+        let class = format!("{}xx", code / 100);
         m.requests.with_label_values(&[&method, &route, &status]).inc();
-        m.latency.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
+        m.latency.with_label_values(&[&method, &route, &class]).observe(started.elapsed().as_secs_f64());
     }
     Ok(res)
 }
@@ -145,6 +172,11 @@ pub async fn scrape(state: web::Data<AppState>, req: HttpRequest) -> AppResult<H
     m.outbox_depth.set(status.outbox_depth);
     m.oldest_event_age.set(status.oldest_event_age_ms as f64 / 1000.0);
     m.held_removals.set(i64::try_from(status.held_removals).unwrap_or(i64::MAX));
+    let pool = state.db.pool.state();
+    m.pool_connections.set(i64::from(pool.connections));
+    m.pool_idle.set(i64::from(pool.idle_connections));
+    m.pool_in_use.set(i64::from(pool.connections.saturating_sub(pool.idle_connections)));
+    m.pool_max.set(i64::from(state.db.pool.max_size()));
     let mut out = Vec::new();
     prometheus::TextEncoder::new()
         .encode(&m.registry.gather(), &mut out)

@@ -32,6 +32,8 @@ pub struct AppState {
     pub services: Services,
     pub config: ServerConfig,
     pub limiter: limit::PublicLimiter,
+    /// The background tasks this server spawned (each reports heartbeats under its name).
+    tasks: parking_lot::Mutex<Vec<(String, tokio::task::JoinHandle<()>)>>,
 }
 
 impl AppState {
@@ -41,8 +43,41 @@ impl AppState {
             config.public_rate_burst,
             config.trusted_proxies.clone(),
         );
-        AppState { services: Services::new(db, clock, config.public_url.clone()), config, limiter }
+        AppState {
+            services: Services::new(db, clock, config.public_url.clone()),
+            config,
+            limiter,
+            tasks: parking_lot::Mutex::default(),
+        }
     }
+
+    /// Ends the background task `name` (its heartbeat then reports it stopped); false when
+    /// no such task runs. For operators' tests of readiness and for shutdown.
+    pub fn stop_task(&self, name: &str) -> bool {
+        let mut tasks = self.tasks.lock();
+        let mut found = false;
+        tasks.retain(|(n, handle)| {
+            if n == name {
+                handle.abort();
+                found = true;
+                false
+            } else {
+                true
+            }
+        });
+        found
+    }
+}
+
+/// Spawns a background task on the current actix system with a heartbeat named `name`.
+fn spawn_task<F, Fut>(state: &Arc<AppState>, name: &str, task: F)
+where
+    F: FnOnce(crate::health::Beat) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let beat = state.db.health.register(name);
+    let handle = actix_web::rt::spawn(task(beat));
+    state.tasks.lock().push((name.to_owned(), handle));
 }
 
 impl std::ops::Deref for AppState {
@@ -78,6 +113,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
 /// Builds the server on a bound listener (the caller binds, so tests can use port 0).
 pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.config.workers.max(1);
+    let state_shutdown_secs = state.config.shutdown_timeout.as_secs().max(1);
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -89,6 +125,10 @@ pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<ac
     })
     .workers(workers)
     .backlog(2048)
+    // `serve` handles SIGTERM and SIGINT itself (both drain; actix would stop at once on
+    // SIGINT), and the drain is bounded by the configured timeout.
+    .disable_signals()
+    .shutdown_timeout(state_shutdown_secs)
     .listen(listener)?
     .run();
     Ok(server)
@@ -102,12 +142,15 @@ pub fn server(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<ac
 pub fn spawn_sync_worker(state: Arc<AppState>) {
     const BATCH: i64 = 500;
     let reconciler = state.clone();
-    actix_web::rt::spawn(async move {
+    let worker = state.clone();
+    spawn_task(&worker, "sync", |beat| async move {
         let threshold = state.config.sync_threshold;
         let mut tick = actix_web::rt::time::interval(state.config.sync_poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            beat.idle();
             tick.tick().await;
+            beat.busy();
             match state.db.read(|c| crate::store::sync::any_pending(c).map_err(crate::error::AppError::from)).await {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -141,10 +184,12 @@ pub fn spawn_sync_worker(state: Arc<AppState>) {
         }
     });
     if let Some(every) = reconciler.config.sync_reconcile_every {
-        actix_web::rt::spawn(async move {
+        spawn_task(&worker, "sync_reconcile", |beat| async move {
             let mut tick = actix_web::rt::time::interval(every);
             loop {
+                beat.idle();
                 tick.tick().await;
+                beat.busy();
                 reconcile_all(&reconciler).await;
             }
         });
@@ -187,12 +232,15 @@ async fn reconcile_all(state: &AppState) {
 /// replay cache and stale requests). Every process may run it; the work is idempotent.
 pub fn spawn_maintenance(state: Arc<AppState>) {
     let sweeper = state.clone();
-    actix_web::rt::spawn(async move {
+    let spawner = state.clone();
+    spawn_task(&spawner, "relationship_sweep", |beat| async move {
         // Relationship expiry, extension and warnings: access already ends at the instant
         // (computed per request); this writes it down and sends the mails.
         let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(60));
         loop {
+            beat.idle();
             tick.tick().await;
+            beat.busy();
             let env = sweeper.env();
             match sweeper.db.write(move |c| crate::service::delegation::sweep(c, &env)).await {
                 Ok((report, revoked)) => {
@@ -208,10 +256,12 @@ pub fn spawn_maintenance(state: Arc<AppState>) {
             }
         }
     });
-    actix_web::rt::spawn(async move {
+    spawn_task(&spawner, "maintenance", |beat| async move {
         let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(3600));
         loop {
+            beat.idle();
             tick.tick().await;
+            beat.busy();
             let env = state.env();
             let result = state.db.write(move |c| crate::service::users::purge_expired_invitations(c, &env)).await;
             match result {
@@ -220,15 +270,14 @@ pub fn spawn_maintenance(state: Arc<AppState>) {
                 Err(e) => tracing::warn!(error = %e, "invitation purge failed"),
             }
             state.limiter.prune();
-            let week_ago = state.clock.now_naive() - chrono::Duration::days(7);
-            match state
-                .db
-                .write(move |c| crate::store::sync::purge_processed(c, week_ago).map_err(crate::error::AppError::from))
-                .await
+            // Retention (applied membership events included), in batches of short writes.
+            let (db, now, policy) = (state.db.clone(), state.clock.now_naive(), state.config.retention);
+            match tokio::task::spawn_blocking(move || crate::service::retention::purge(&db, now, &policy, false)).await
             {
-                Ok(n) if n > 0 => tracing::debug!(purged = n, "applied membership events older than a week removed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "membership event purge failed"),
+                Ok(Ok(p)) if p.total() > 0 => tracing::info!(?p, "retention: old rows purged"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention purge failed"),
+                Err(e) => tracing::warn!(error = %e, "retention purge task failed"),
             }
             let now = state.clock.now_naive();
             match state

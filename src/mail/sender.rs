@@ -31,9 +31,12 @@ impl MailSender {
         let transport = transport(&config)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let beat = db.health.register("mail_sender");
         let thread = std::thread::Builder::new()
             .name("mail-sender".into())
-            .spawn(move || Loop { db, clock, config, transport, stop: flag, token: crate::secrets::new_id() }.run())
+            .spawn(move || {
+                Loop { db, clock, config, transport, stop: flag, token: crate::secrets::new_id(), beat }.run()
+            })
             .map_err(|e| AppError::Internal(format!("cannot start the mail sender: {e}")))?;
         Ok(MailSender { stop, thread: Some(thread) })
     }
@@ -84,6 +87,8 @@ struct Loop {
     stop: Arc<AtomicBool>,
     /// This process's claims.
     token: String,
+    /// Busy while claiming and sending, idle while it pauses.
+    beat: crate::health::Beat,
 }
 
 /// At most this long an unreachable server pauses the sender (rows keep their own backoff).
@@ -101,6 +106,7 @@ impl Loop {
         );
         let mut unreachable = 0i32;
         while !self.stopped() {
+            self.beat.busy();
             let rows = match self.claim() {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -129,6 +135,7 @@ impl Loop {
 
     /// Sleeps `d`, waking early when asked to stop.
     fn pause(&self, d: Duration) {
+        self.beat.idle();
         let until = std::time::Instant::now() + d;
         while !self.stopped() {
             let left = until.saturating_duration_since(std::time::Instant::now());

@@ -19,6 +19,7 @@ pub mod mapping;
 pub mod moves;
 pub mod phone;
 pub mod reports;
+pub mod retention;
 pub mod roles;
 pub mod saml_login;
 pub mod scim;

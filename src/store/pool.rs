@@ -133,7 +133,7 @@ fn redact(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DbUrl,
-    health: Arc<Health>,
+    conn_health: Arc<ConnHealth>,
 }
 
 /// How long after a failed connection attempt the database counts as away: while it does,
@@ -148,14 +148,14 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// When a connection attempt last failed (milliseconds since `started`; 0: never).
 #[derive(Debug)]
-struct Health {
+struct ConnHealth {
     started: std::time::Instant,
     failed_at_ms: std::sync::atomic::AtomicU64,
 }
 
-impl Health {
-    fn new() -> Health {
-        Health { started: std::time::Instant::now(), failed_at_ms: std::sync::atomic::AtomicU64::new(0) }
+impl ConnHealth {
+    fn new() -> ConnHealth {
+        ConnHealth { started: std::time::Instant::now(), failed_at_ms: std::sync::atomic::AtomicU64::new(0) }
     }
 
     fn now_ms(&self) -> u64 {
@@ -180,7 +180,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConn, StoreError> {
         let result = self.url.connect();
-        self.health.record(result.is_ok());
+        self.conn_health.record(result.is_ok());
         result
     }
 
@@ -196,9 +196,19 @@ impl r2d2::ManageConnection for Manager {
 pub type DbPool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
-fn pooled(pool: &DbPool, health: &Health, timeout: Duration) -> Result<PooledConn, StoreError> {
+/// A pooled connection within `timeout` (the short one while the database is away), its
+/// wait recorded in `store::stats`.
+fn pooled(pool: &DbPool, health: &ConnHealth, timeout: Duration) -> Result<PooledConn, StoreError> {
     let timeout = if health.away() { AWAY_ACQUIRE_TIMEOUT } else { timeout };
-    pool.get_timeout(timeout).map_err(|e| StoreError::Pool(format!("no database connection: {e}")))
+    let started = std::time::Instant::now();
+    let got = pool.get_timeout(timeout);
+    if let Some(s) = super::stats::stats() {
+        s.pool_wait.observe(started.elapsed().as_secs_f64());
+        if got.is_err() {
+            s.pool_timeouts.inc();
+        }
+    }
+    got.map_err(|e| StoreError::Pool(format!("no database connection: {e}")))
 }
 
 /// Applies the embedded migrations, holding a lock so that concurrent starts do not race.
@@ -253,11 +263,13 @@ impl Default for DbOptions {
 pub struct Db {
     pub pool: DbPool,
     pub url: Arc<DbUrl>,
-    health: Arc<Health>,
+    conn_health: Arc<ConnHealth>,
     acquire_timeout: Duration,
     writer: Arc<Writer>,
     /// SQLite only: the one queue for this process's write transactions (see [`WriteGate`]).
     gate: Option<Arc<WriteGate>>,
+    /// Heartbeats of the writer threads (and of the workers the server adds).
+    pub health: crate::health::Health,
 }
 
 impl Db {
@@ -268,13 +280,13 @@ impl Db {
             run_migrations(&mut first)?;
         }
         drop(first);
-        let health = Arc::new(Health::new());
+        let conn_health = Arc::new(ConnHealth::new());
         let acquire_timeout = opts.acquire_timeout.max(AWAY_ACQUIRE_TIMEOUT);
         let pool = r2d2::Pool::builder()
             .max_size(opts.pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(acquire_timeout)
-            .build(Manager { url: url.clone(), health: health.clone() })
+            .build(Manager { url: url.clone(), conn_health: conn_health.clone() })
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         let (writers, batch) = match url.backend() {
             // One SQLite writer: SQLite takes one writer at a time anyway, and a single
@@ -283,13 +295,14 @@ impl Db {
             Backend::Postgres => (opts.pool_size.clamp(2, 8) as usize, 1),
         };
         let gate = (url.backend() == Backend::Sqlite).then(|| Arc::new(WriteGate::default()));
-        let mut writer = Writer::start(&url, writers, batch, gate.clone())?;
+        let health = crate::health::Health::default();
+        let mut writer = Writer::start(&url, writers, batch, gate.clone(), &health)?;
         if url.backend() == Backend::Sqlite {
             // Checkpoints move off the commit path: a committing writer no longer stalls
             // while the WAL is copied back into the database file.
-            writer.start_checkpointer(&url)?;
+            writer.start_checkpointer(&url, &health)?;
         }
-        Ok(Db { pool, url: Arc::new(url), health, acquire_timeout, writer: Arc::new(writer), gate })
+        Ok(Db { pool, url: Arc::new(url), conn_health, acquire_timeout, writer: Arc::new(writer), gate, health })
     }
 
     pub fn backend(&self) -> Backend {
@@ -299,7 +312,13 @@ impl Db {
     /// A pooled connection (blocking), within the acquire timeout (the short one while the
     /// database is away).
     pub fn conn(&self) -> Result<PooledConn, StoreError> {
-        pooled(&self.pool, &self.health, self.acquire_timeout)
+        pooled(&self.pool, &self.conn_health, self.acquire_timeout)
+    }
+
+    /// Graceful shutdown: the writer takes no more jobs and finishes those queued, within
+    /// `within`; false when it did not finish in time.
+    pub fn close_writes(&self, within: Duration) -> bool {
+        self.writer.close(within)
     }
 
     /// Runs a read-only closure on a pooled connection, off the async executor.
@@ -309,7 +328,7 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (pool, health, timeout) = (self.pool.clone(), self.health.clone(), self.acquire_timeout);
+        let (pool, health, timeout) = (self.pool.clone(), self.conn_health.clone(), self.acquire_timeout);
         let joined = tokio::task::spawn_blocking(move || {
             let mut conn = pooled(&pool, &health, timeout).map_err(E::from)?;
             f(&mut conn)
@@ -361,14 +380,14 @@ mod tests {
 
     #[test]
     fn the_database_counts_as_away_only_after_a_failed_attempt_and_until_one_succeeds() {
-        let h = Health::new();
+        let h = ConnHealth::new();
         assert!(!h.away(), "never failed");
         h.record(false);
         assert!(h.away(), "a refused connection: away");
         h.record(true);
         assert!(!h.away(), "a connection made: back");
         // A failure longer ago than AWAY_FOR no longer counts.
-        let old = Health {
+        let old = ConnHealth {
             started: std::time::Instant::now().checked_sub(AWAY_FOR * 2).unwrap(),
             failed_at_ms: std::sync::atomic::AtomicU64::new(1),
         };
@@ -379,12 +398,12 @@ mod tests {
     fn a_pool_on_a_refusing_server_answers_within_the_short_timeout() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = DbUrl::Postgres(format!("postgres://postgres@127.0.0.1:{port}/none"));
-        let health = Arc::new(Health::new());
+        let health = Arc::new(ConnHealth::new());
         let pool = r2d2::Pool::builder()
             .max_size(1)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(30))
-            .build_unchecked(Manager { url, health: health.clone() });
+            .build_unchecked(Manager { url, conn_health: health.clone() });
         // The first wait is the configured one (here 1 s): it learns the server refuses.
         let t = std::time::Instant::now();
         assert!(pooled(&pool, &health, Duration::from_secs(1)).is_err());

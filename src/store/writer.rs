@@ -39,6 +39,12 @@ struct ClosureJob<F, T, E> {
     reply: oneshot::Sender<Result<T, E>>,
 }
 
+/// A job with the instant it was queued (for the queue-wait metric).
+struct Queued {
+    job: Box<dyn Job>,
+    at: std::time::Instant,
+}
+
 impl<F, T, E> Job for ClosureJob<F, T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
@@ -89,8 +95,9 @@ impl WriteGate {
 }
 
 pub struct Writer {
-    queue: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    queue: Mutex<Option<mpsc::Sender<Queued>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 /// How often the SQLite checkpointer runs.
@@ -106,36 +113,64 @@ impl Writer {
         threads: usize,
         max_batch: usize,
         gate: Option<Arc<WriteGate>>,
+        health: &crate::health::Health,
     ) -> Result<Writer, StoreError> {
-        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let (tx, rx) = mpsc::channel::<Queued>();
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads.max(1) {
+        let count = threads.max(1);
+        let mut handles = Vec::with_capacity(count);
+        for i in 0..count {
             let conn = url.connect()?;
             let rx = Arc::clone(&rx);
             let url = url.clone();
             let gate = gate.clone();
-            thread::Builder::new()
+            let beat = health.register(if count == 1 { "writer".to_owned() } else { format!("writer-{i}") });
+            let handle = thread::Builder::new()
                 .name(format!("db-writer-{i}"))
-                .spawn(move || writer_loop(url, conn, rx, max_batch.max(1), gate))
+                .spawn(move || writer_loop(url, conn, rx, max_batch.max(1), gate, beat))
                 .map_err(|e| StoreError::Pool(format!("cannot start the database writer: {e}")))?;
+            handles.push(handle);
         }
-        Ok(Writer { queue: Mutex::new(Some(tx)), stop: Arc::default() })
+        Ok(Writer { queue: Mutex::new(Some(tx)), stop: Arc::default(), threads: Mutex::new(handles) })
+    }
+
+    /// Stops taking jobs and waits, at most `within`, until every job already queued has
+    /// run and been answered (graceful shutdown). True when the writer threads ended in
+    /// time; later submissions fail with [`StoreError::WriterGone`].
+    pub fn close(&self, within: std::time::Duration) -> bool {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        let deadline = std::time::Instant::now() + within;
+        let Ok(threads) = self.threads.lock() else { return false };
+        loop {
+            if threads.iter().all(|t| t.is_finished()) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Runs `PRAGMA wal_checkpoint(PASSIVE)` from its own connection every
     /// [`CHECKPOINT_EVERY`] (connections are opened with `wal_autocheckpoint = 0`).
-    pub fn start_checkpointer(&mut self, url: &DbUrl) -> Result<(), StoreError> {
+    pub fn start_checkpointer(&mut self, url: &DbUrl, health: &crate::health::Health) -> Result<(), StoreError> {
         use diesel::connection::SimpleConnection;
         let mut conn = url.connect()?;
         let stop = Arc::clone(&self.stop);
+        let beat = health.register("checkpointer");
         thread::Builder::new()
             .name("db-checkpoint".into())
             .spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     thread::sleep(CHECKPOINT_EVERY);
+                    beat.busy();
                     if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
                     }
+                    beat.idle();
                 }
                 let _ = conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);");
             })
@@ -154,7 +189,10 @@ impl Writer {
         {
             let guard = self.queue.lock().map_err(|_| E::from(StoreError::WriterGone))?;
             let sender = guard.as_ref().ok_or_else(|| E::from(StoreError::WriterGone))?;
-            sender.send(job).map_err(|_| E::from(StoreError::WriterGone))?;
+            sender.send(Queued { job, at: std::time::Instant::now() }).map_err(|_| E::from(StoreError::WriterGone))?;
+            if let Some(s) = super::stats::stats() {
+                s.queue_depth.inc();
+            }
         }
         rx.await.map_err(|_| E::from(StoreError::WriterGone))?
     }
@@ -173,24 +211,37 @@ impl Drop for Writer {
 fn writer_loop(
     url: DbUrl,
     mut conn: DbConn,
-    rx: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>,
+    rx: Arc<Mutex<mpsc::Receiver<Queued>>>,
     max_batch: usize,
     gate: Option<Arc<WriteGate>>,
+    beat: crate::health::Beat,
 ) {
     loop {
         let (batch, _turn) = {
             let Ok(rx) = rx.lock() else { return };
+            beat.idle();
             let Ok(first) = rx.recv() else { return };
+            // Busy from here: a writer that waits for its turn or its transaction too long
+            // is stuck as far as readiness goes.
+            beat.busy();
             // Wait for the turn before gathering the rest: what queued meanwhile (behind an
             // import's batch, say) goes into this transaction too.
             let turn = gate.as_ref().map(|g| g.enter());
-            let mut batch = vec![first];
-            while batch.len() < max_batch {
+            let mut queued = vec![first];
+            while queued.len() < max_batch {
                 match rx.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(job) => queued.push(job),
                     Err(_) => break,
                 }
             }
+            if let Some(s) = super::stats::stats() {
+                s.queue_depth.sub(i64::try_from(queued.len()).unwrap_or(0));
+                s.batch_size.observe(queued.len() as f64);
+                for q in &queued {
+                    s.queue_wait.observe(q.at.elapsed().as_secs_f64());
+                }
+            }
+            let batch: Vec<Box<dyn Job>> = queued.into_iter().map(|q| q.job).collect();
             (batch, turn)
         };
         if let Err(batch) = run_batch(&mut conn, batch) {

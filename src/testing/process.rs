@@ -131,6 +131,19 @@ impl ServerProcess {
         }
     }
 
+    /// Sends `SIGTERM` (a graceful stop, as an orchestrator would); the process keeps
+    /// running until it has drained. Reap it with [`ServerProcess::wait_exit`].
+    pub fn terminate(&mut self) {
+        if let Some(c) = self.child.as_ref() {
+            if let Ok(pid) = libc::pid_t::try_from(c.id()) {
+                // SAFETY: `kill` only sends a signal to our own, not yet reaped, child.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+    }
+
     /// Waits for the process to end on its own (a fault hook aborting it), up to `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let started = Instant::now();

@@ -15,6 +15,7 @@ mod moves;
 mod multiprocess;
 mod newcomer;
 mod openapi;
+mod ops;
 mod pages;
 mod process;
 mod provisioning;

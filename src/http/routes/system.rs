@@ -46,18 +46,45 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The database answers.
-#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, description = "ready"), (status = 503, description = "database unreachable")))]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+/// Ready to serve: the database answers and every background worker of this process
+/// (group-commit writer, WAL checkpointer, group sync and its reconcile, relationship sweep,
+/// maintenance, mail sender) is alive and not stuck on one piece of work longer than
+/// `--ready-stall-seconds`. Otherwise 503 with the failing parts named. `/healthz` is
+/// liveness only.
+#[utoipa::path(get, path = "/readyz", tag = "system", responses(
+    (status = 200, description = "ready: {status: \"ready\", database: {backend, ok}, workers: [{part, state, since_ms, beats}], failing: []}"),
+    (status = 503, description = "not ready: the same body with status \"unavailable\" and the failing parts (\"database\" or a worker's name) in failing")))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let backend = state.db.backend().name();
-    state
+    let db = state
         .db
         .read(|c| {
             use diesel::connection::SimpleConnection;
             c.batch_execute("SELECT 1").map_err(|e| AppError::Unavailable(e.to_string()))
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": backend })))
+        .await;
+    let workers = state.db.health.report(state.config.ready_stall);
+    let mut failing: Vec<String> = Vec::new();
+    let database = match &db {
+        Ok(()) => serde_json::json!({ "backend": backend, "ok": true }),
+        Err(e) => {
+            failing.push("database".to_owned());
+            serde_json::json!({ "backend": backend, "ok": false, "error": e.public_message() })
+        }
+    };
+    failing.extend(workers.iter().filter(|w| w.state.is_failing()).map(|w| w.part.clone()));
+    let ready = failing.is_empty();
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": database,
+        "workers": workers,
+        "failing": failing,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "5")).json(body)
+    }
 }
 
 /// This document.
