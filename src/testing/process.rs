@@ -133,7 +133,7 @@ impl ServerProcess {
 
     /// Sends `SIGTERM` (a graceful stop, as an orchestrator would); the process keeps
     /// running until it has drained. Reap it with [`ServerProcess::wait_exit`].
-    pub fn terminate(&mut self) {
+    pub fn send_sigterm(&mut self) {
         if let Some(c) = self.child.as_ref() {
             if let Ok(pid) = libc::pid_t::try_from(c.id()) {
                 // SAFETY: `kill` only sends a signal to our own, not yet reaped, child.

@@ -189,7 +189,7 @@ fn sigterm_drains_accepted_requests_and_queued_writes_then_exits_zero() {
     // Accepted, half its body read, when the signal comes.
     let slow = slow_post(server.port, &format!("{base}/users"), &op, &json!({ "email": "slow@drain.test" }));
     std::thread::sleep(Duration::from_millis(200));
-    server.terminate();
+    server.send_sigterm();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(slow.finish(), 201, "the request accepted before SIGTERM is answered");
     let outcomes: Vec<(String, u16)> = burst.into_iter().flat_map(|h| h.join().unwrap()).collect();
