@@ -14,6 +14,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fault;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fuzzing;
 pub mod http;
 pub mod mail;
 pub mod provisioning;
