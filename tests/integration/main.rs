@@ -8,6 +8,7 @@ mod accounts;
 mod authz;
 mod cli;
 mod delegation;
+mod fuzz_corpus;
 mod mail;
 mod moves;
 mod newcomer;
