@@ -15,6 +15,8 @@ pub mod domain;
 pub mod error;
 pub mod fault;
 pub mod health;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fuzzing;
 pub mod http;
 pub mod mail;
 pub mod provisioning;

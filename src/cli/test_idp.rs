@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -50,6 +52,10 @@ pub struct TestIdpArgs {
     /// Fixture directory for the named keys (default: ./idp-fixtures).
     #[arg(long)]
     pub fixtures: Option<PathBuf>,
+    /// Sign as of this instant (RFC 3339) instead of now: IssueInstant, NotBefore and
+    /// NotOnOrAfter follow it (for fixed seeds, such as the SAML fuzz corpus).
+    #[arg(long)]
+    pub at: Option<String>,
 }
 
 fn fixture_key(name: &str) -> Option<SigningKey> {
@@ -109,12 +115,19 @@ pub fn sign(args: &TestIdpArgs) -> Result<String, TestIdpError> {
     if args.sha1 {
         spec.algorithms = Algorithms::SHA1;
     }
+    let at = match &args.at {
+        None => Utc::now(),
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map_err(|e| TestIdpError::Key(format!("--at {text:?} is not an RFC 3339 instant: {e}")))?
+            .with_timezone(&Utc),
+    };
     let (idp, key) = signer(args)?;
     spec.key = key;
+    let xml = idp.response_xml_at(&spec, at)?;
     if args.xml {
-        idp.response_xml(&spec)
+        Ok(xml)
     } else {
-        idp.sign_response(&spec)
+        Ok(base64::engine::general_purpose::STANDARD.encode(xml.as_bytes()))
     }
 }
 
@@ -127,7 +140,6 @@ pub(super) fn run(args: &TestIdpArgs) -> AppResult<Option<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
 
     #[test]
     fn cli_produces_base64_and_xml() {
@@ -144,6 +156,7 @@ mod tests {
             sha1: false,
             xml: false,
             fixtures: Some(fixtures.clone()),
+            at: None,
         };
         let b64 = sign(&args).unwrap();
         let xml = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
@@ -158,5 +171,27 @@ mod tests {
         assert!(sign(&by_file).is_ok());
         let nowhere = TestIdpArgs { fixtures: Some(fixtures.join("missing")), ..args };
         assert!(sign(&nowhere).unwrap_err().to_string().contains("--key FILE --cert FILE"));
+    }
+
+    #[test]
+    fn cli_signs_as_of_a_given_instant() {
+        let args = TestIdpArgs {
+            shape: "okta".into(),
+            sp_entity_id: "https://sp.example/saml".into(),
+            acs_url: "https://sp.example/acs".into(),
+            in_response_to: None,
+            name_id: None,
+            sign: None,
+            key: "idp-a".into(),
+            cert: None,
+            sha1: false,
+            xml: true,
+            fixtures: Some(crate::testing::fixtures_dir()),
+            at: Some("2026-01-01T00:00:00Z".into()),
+        };
+        let xml = sign(&args).unwrap();
+        assert!(xml.contains("IssueInstant=\"2026-01-01T00:00:00"), "{xml}");
+        let bad = sign(&TestIdpArgs { at: Some("yesterday".into()), ..args }).unwrap_err();
+        assert!(bad.to_string().contains("RFC 3339"), "{bad}");
     }
 }

@@ -44,7 +44,7 @@ pub mod adapter;
 pub mod authn_request;
 pub mod certs;
 pub mod metadata;
-mod prescan;
+pub(crate) mod prescan;
 pub(crate) mod quiet;
 pub mod redirect;
 pub mod refusal;

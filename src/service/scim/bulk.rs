@@ -143,6 +143,52 @@ fn substitute_path(path: &str, ids: &HashMap<String, String>) -> String {
         .join("/")
 }
 
+/// One operation of a Bulk request as the runner would execute it, for checks that need no
+/// database (the fuzz target): its method, whether it addresses Users (else Groups), and its
+/// data with every `bulkId:` reference already replaced by a stand-in id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedOp {
+    pub method: String,
+    pub path: String,
+    pub is_users: bool,
+    pub data: Option<Value>,
+}
+
+/// Parses `request` and resolves each operation's references and resource type as
+/// [`run`] does; operations whose path names no resource type, or that reference an
+/// undeclared bulkId, are left out (the runner fails them without reading their data).
+pub fn plan(request: &Value) -> Result<Vec<PlannedOp>, ScimFailure> {
+    let (ops, _) = parse(request)?;
+    let ids: HashMap<String, String> = ops
+        .iter()
+        .filter_map(|o| o.bulk_id.clone())
+        .enumerate()
+        .map(|(i, b)| (b, format!("00000000-0000-7000-8000-{i:012}")))
+        .collect();
+    let mut out = Vec::with_capacity(ops.len());
+    for op in &ops {
+        // The runner fails an operation naming a bulkId nobody declares.
+        if op_references(op).iter().any(|r| !ids.contains_key(r)) {
+            continue;
+        }
+        let path = substitute_path(&op.path, &ids);
+        let kind = path.trim_matches('/').split('/').next().unwrap_or_default();
+        let is_users = if kind.eq_ignore_ascii_case("Users") {
+            true
+        } else if kind.eq_ignore_ascii_case("Groups") {
+            false
+        } else {
+            continue;
+        };
+        let mut data = op.data.clone();
+        if let Some(d) = data.as_mut() {
+            substitute(d, &ids);
+        }
+        out.push(PlannedOp { method: op.method.clone(), path, is_users, data });
+    }
+    Ok(out)
+}
+
 /// Runs one resolved operation.
 async fn execute(svc: &Services, ctx: &Ctx, op: &Op, data: Option<Value>) -> Result<Done, ScimFailure> {
     let segments: Vec<&str> = op.path.trim_matches('/').split('/').collect();
