@@ -1063,6 +1063,18 @@ mod tests {
         assert_eq!(n, 6);
     }
 
+    /// Found by the `scim_filter` fuzz target: without correctly rounded float parsing,
+    /// `-18e77` and its own display form parsed to two different numbers.
+    #[test]
+    fn large_exponents_parse_exactly_and_round_trip() {
+        for src in ["E eq -18e77", "x gt 1.7976931348623157e308", "x lt 5e-324", "x eq 0.1e1"] {
+            let f = p(src);
+            assert_eq!(p(&f.to_string()), f, "{src} → {f}");
+        }
+        let f = p("E eq -18e77");
+        assert_eq!(f.to_string(), "E eq -1.8e+78");
+    }
+
     #[test]
     fn display_round_trips() {
         for src in [
