@@ -14,9 +14,9 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fault;
-pub mod health;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzzing;
+pub mod health;
 pub mod http;
 pub mod mail;
 pub mod provisioning;
