@@ -217,9 +217,11 @@ fn writer_loop(
     beat: crate::health::Beat,
 ) {
     loop {
+        // Idle before the lock: on PostgreSQL several writers share the queue, and one
+        // waiting for the lock while another waits for a job is waiting for work too.
+        beat.idle();
         let (batch, _turn) = {
             let Ok(rx) = rx.lock() else { return };
-            beat.idle();
             let Ok(first) = rx.recv() else { return };
             // Busy from here: a writer that waits for its turn or its transaction too long
             // is stuck as far as readiness goes.
