@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod authz;
 pub mod catalog;
+pub mod csv_lines;
 pub mod delegation;
 pub mod field;
 pub mod issue;

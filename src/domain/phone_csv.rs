@@ -31,6 +31,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::accounts::normalize_email;
 use super::catalog::CallingPlan;
+use super::csv_lines::CsvLines;
 use super::field::Field;
 use super::phone::{normalize_e164, DeskPhone, ExtensionRequest, PhoneFields, SiteCode};
 pub use super::users::RowError;
@@ -326,7 +327,7 @@ fn desk_column(key: &str) -> Result<Option<Column>, String> {
 /// Each item is a valid row or every problem found on that row. Rows whose cells are all blank
 /// are skipped. A read failure of the underlying input ends the stream after being reported.
 pub struct PhoneCsvReader<R: Read> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<CsvLines<R>>,
     headers: Vec<String>,
     columns: Vec<Option<Column>>,
     slots: Vec<u8>,
@@ -350,7 +351,7 @@ impl<R: Read> PhoneCsvReader<R> {
     /// whitespace-tolerant, `Email` is required, a column may appear only once, unknown columns
     /// are ignored (see [`PhoneCsvReader::ignored_columns`]).
     pub fn new(input: R) -> Result<Self, Vec<RowError>> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(CsvLines::new(input));
         let header_record = reader
             .headers()
             .map_err(|error| vec![RowError::new(1, None, format!("cannot read the header: {error}"))])?
@@ -931,6 +932,17 @@ mod tests {
         let reader = PhoneCsvReader::new(Endless { sent_header: false, pending: Vec::new() }).unwrap();
         let lines: Vec<u64> = reader.take(3).map(|row| row.unwrap().line).collect();
         assert_eq!(lines, [2, 3, 4]);
+    }
+
+    #[test]
+    fn rows_of_a_file_with_bare_cr_line_endings_keep_their_line_numbers() {
+        // Found by the phone_csv fuzz target: with classic Mac line endings every row was
+        // reported as line 1.
+        let csv = "Email,Extension Number\rann@example.com,101\r\rbob@example.com,x\rcat@example.com,103\r";
+        let rows: Vec<_> = PhoneCsvReader::new(csv.as_bytes()).unwrap().collect();
+        assert_eq!(rows[0].as_ref().unwrap().line, 2);
+        assert_eq!(rows[1].as_ref().unwrap_err()[0].line, 4);
+        assert_eq!(rows[2].as_ref().unwrap().line, 5);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::accounts::normalize_email;
+use super::csv_lines::CsvLines;
 
 /// A user's base role. Stored as its name (`store::types` converts at the store edge).
 #[derive(
@@ -229,7 +230,11 @@ fn header_order(rec: &csv::StringRecord, line: u64) -> Result<[Option<usize>; 5]
 /// twice), if it has one: such a file cannot import a single row, so the API refuses it
 /// whole (a streamed CLI import reports it as line 1).
 pub fn user_csv_header_error(input: &[u8]) -> Option<RowError> {
-    let reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(input);
+    let reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(CsvLines::new(input));
     let rec = reader.into_records().filter_map(Result::ok).find(|r| !r.iter().all(str::is_empty))?;
     let line = rec.position().map(|p| p.line()).unwrap_or(0);
     let first = rec.get(0).unwrap_or("");
@@ -242,7 +247,11 @@ pub fn user_csv_header_error(input: &[u8]) -> Option<RowError> {
 
 /// Streams the user CSV: yields each row, valid or not, as it is read.
 pub fn read_user_csv<R: Read>(input: R) -> impl Iterator<Item = Result<UserCsvRow, RowError>> {
-    let reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(input);
+    let reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(CsvLines::new(input));
     let mut order: Option<[Option<usize>; 5]> = None;
     let mut records = reader.into_records();
     std::iter::from_fn(move || loop {
@@ -419,5 +428,14 @@ mod tests {
         let rows: Vec<_> = read_user_csv("a@example.com,A,B,C,D\n".as_bytes()).collect();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].as_ref().unwrap().department.as_deref(), Some("C"));
+    }
+
+    #[test]
+    fn user_csv_with_bare_cr_line_endings_reports_true_lines() {
+        let csv = "email,first name\rann@example.com,Ann\rnot-an-email,Bob\r";
+        let rows: Vec<_> = read_user_csv(csv.as_bytes()).collect();
+        assert_eq!(rows[0].as_ref().unwrap().email, "ann@example.com");
+        assert_eq!(rows[1].as_ref().unwrap_err().line, 3);
+        assert!(user_csv_header_error(csv.as_bytes()).is_none());
     }
 }
