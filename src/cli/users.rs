@@ -49,6 +49,16 @@ pub enum UsersCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Erase a user's personal data on request: the user is removed (seats, phone and
+    /// memberships released), mail to them deleted, and the audit log keeps only the
+    /// pseudonym `erased:<user id>`. One transaction; the owner cannot be erased.
+    Erase {
+        #[arg(long)]
+        account: String,
+        /// The user's e-mail address or id.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +139,11 @@ pub(super) fn run(database_url: &str, cmd: UsersCmd) -> AppResult<Option<Value>>
                 out
             };
             Ok(Some(json!({ "results": results })))
+        }
+        UsersCmd::Erase { account, user } => {
+            let env = cli_env(&clock);
+            let report = db.write_blocking(|c| service::erasure::erase_user(c, &env, &actor, &account, &user))?;
+            Ok(Some(serde_json::to_value(report).map_err(|e| AppError::Internal(e.to_string()))?))
         }
         UsersCmd::Export { account, file } => {
             let bytes = db.read_blocking(|c| service::users::export_csv(c, &account))?;

@@ -87,6 +87,7 @@ use super::{pages, routes};
         routes::users::get,
         routes::users::update,
         routes::users::delete,
+        routes::users::erase,
         routes::users::resend,
         routes::users::list_invitations,
         routes::users::bulk_change_type,

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod batch;
 pub mod delegation;
 pub mod dns;
+pub mod erasure;
 pub mod groups;
 pub mod licenses;
 pub mod mapping;

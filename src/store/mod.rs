@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backup;
 pub mod copy;
 pub mod delegation;
+pub mod erasure;
 pub mod groups;
 pub mod licenses;
 pub mod mail;

@@ -612,3 +612,61 @@ fn a_termination_is_never_overwritten_by_a_concurrent_approval() {
         }
     }
 }
+
+fn rows(app: &TestApp, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = sql.to_owned();
+    app.state
+        .db
+        .read_blocking(move |c| {
+            provisor::with_backend!(c, |c| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(&sql).get_result::<N>(c)
+            })
+            .map_err(provisor::error::AppError::from)
+        })
+        .unwrap()
+        .n
+}
+
+#[test]
+fn an_ended_relationship_is_purged_with_its_delegates_codes_and_tokens_after_its_period() {
+    use provisor::service::retention::{purge, Policy};
+    let app = TestApp::spawn();
+    let w = world(&app);
+    let ended = request(&app, &w, &["users:view"], json!({}));
+    approve(&app, &w, &ended);
+    let delegated = enter(&app, &w, &ended);
+    let (s, _) = app.get("/api/v1/users", &delegated);
+    assert_eq!(s, 200);
+    let (s, v) = app.delete(&format!("/api/v1/relationships/{ended}"), &w.customer_owner);
+    assert_eq!((s, v["status"].as_str()), (200, Some("terminated")), "{v}");
+    let kept = request(&app, &w, &["users:view"], json!({ "name": "Still running" }));
+    approve(&app, &w, &kept);
+    let of = |table: &str, id: &str| {
+        rows(&app, &format!("SELECT COUNT(*) AS n FROM {table} WHERE relationship_id = '{id}'"))
+    };
+    assert!(of("delegates", &ended) == 1 && of("delegate_codes", &ended) >= 1 && of("api_tokens", &ended) >= 1);
+
+    let db = app.state.db.clone();
+    let policy = Policy::default();
+    let run = |dry: bool| purge(&db, app.state.env().now, &policy, dry).unwrap();
+    assert_eq!(run(false).ended_relationships, 0, "ended today: kept for 90 days");
+    app.clock.advance(Duration::days(89));
+    assert_eq!(run(true).ended_relationships, 0, "89 days on: still kept");
+    app.clock.advance(Duration::days(2));
+    assert_eq!(run(true).ended_relationships, 1, "91 days on: due");
+    assert_eq!(run(false).ended_relationships, 1);
+    for table in ["delegates", "delegate_codes", "api_tokens"] {
+        assert_eq!(of(table, &ended), 0, "{table} rows of the purged relationship");
+    }
+    let (s, _) = app.get(&format!("/api/v1/relationships/{ended}"), &w.customer_owner);
+    assert_eq!(s, 404);
+    let (s, v) = app.get(&format!("/api/v1/relationships/{kept}"), &w.customer_owner);
+    assert_eq!((s, v["name"].as_str()), (200, Some("Still running")), "{v}");
+    assert_eq!(run(false).ended_relationships, 0, "a second purge finds nothing");
+}

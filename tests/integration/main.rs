@@ -9,6 +9,7 @@ mod authz;
 mod cli;
 mod crash;
 mod delegation;
+mod erasure;
 mod fuzz_corpus;
 mod mail;
 mod migrate_data;

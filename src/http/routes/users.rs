@@ -26,6 +26,7 @@ route_table! {
     GET "/users/{user_id}" => get, view Users;
     PATCH "/users/{user_id}" => update, edit Users;
     DELETE "/users/{user_id}" => delete, edit Users;
+    POST "/users/{user_id}/erasure" => erase, edit Users;
     POST "/users/{user_id}/invitation/resend" => resend, edit Users;
     GET "/invitations" => list_invitations, view Users;
     GET "/users/{user_id}/sessions" => sessions, view Users;
@@ -167,6 +168,25 @@ pub async fn delete(
     state.db.write(move |c| provisioning::run(c, &env, change)).await?;
     state.authorization_changed();
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Erase a user's personal data on request: the user is removed as by `DELETE`, mail to
+/// them is deleted, and the audit log keeps the pseudonym `erased:<user id>` instead of
+/// their e-mail, names and ids. One transaction; the owner cannot be erased.
+#[utoipa::path(post, path = "/api/v1/users/{user_id}/erasure", tag = "users", responses((status = 200, body = crate::service::erasure::ErasureReport), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn erase(
+    state: web::Data<AppState>,
+    ctx: AccountCtx,
+    path: web::Path<super::Params>,
+) -> AppResult<HttpResponse> {
+    let user = super::Params::get(&path.user_id, "user_id")?;
+    let env = state.env();
+    let report = state
+        .db
+        .write(move |c| crate::service::erasure::erase_user(c, &env, &ctx.actor, &ctx.account_id, &user))
+        .await?;
+    state.authorization_changed();
+    Ok(HttpResponse::Ok().json(report))
 }
 
 /// Send a pending user's invitation again (new token, new 30-day window).
