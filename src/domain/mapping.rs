@@ -107,7 +107,7 @@ pub const REGEX_DFA_SIZE_LIMIT: usize = 2 << 20;
 // ---------------------------------------------------------------------------------------------
 
 /// What an entitlement or profile rule sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     #[serde(alias = "license", alias = "user_tier")]
@@ -188,7 +188,7 @@ impl fmt::Display for Target {
 }
 
 /// How an attribute value is compared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Match {
     Equals(String),
@@ -198,7 +198,7 @@ pub enum Match {
 }
 
 /// One test on one attribute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     pub attribute: String,
@@ -211,7 +211,7 @@ pub struct Condition {
 }
 
 /// An ordered rule: when the condition holds, `target` gets `value`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub attribute: String,
@@ -226,7 +226,7 @@ pub struct Rule {
 }
 
 /// Copies an attribute's value(s) into a target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DirectMapping {
     pub attribute: String,
@@ -234,7 +234,7 @@ pub struct DirectMapping {
 }
 
 /// What happens to a target when nothing matched.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoMatch {
     /// Leave the user's current value alone.
@@ -245,7 +245,7 @@ pub enum NoMatch {
 }
 
 /// A default value: one value, or a list for multi-valued targets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum DefaultValue {
     One(String),
@@ -254,15 +254,19 @@ pub enum DefaultValue {
 
 /// Places users who meet *every* condition in a sub account, with a meeting license and
 /// meeting add-ons only. `user_type` / `addons` absent: left as they are; `addons: []` clears.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementRule {
     /// The sub account's id or name, resolved by the caller.
     pub sub_account: String,
     pub conditions: Vec<Condition>,
+    /// A user type (`basic`, `licensed`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub user_type: Option<UserTier>,
+    /// Meeting add-ons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub addons: Option<Vec<AddOn>>,
 }
 
@@ -270,7 +274,7 @@ pub struct PlacementRule {
 ///
 /// A rule with target `sub_account` is shorthand for a one-condition placement rule without
 /// license or add-ons; such rules are tried after the `placement` list, in their order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -279,8 +283,10 @@ pub struct MappingConfig {
     pub direct: Vec<DirectMapping>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub when_no_match: BTreeMap<Target, NoMatch>,
-    /// Values applied by `when_no_match: default`; `null` clears the target.
+    /// Values applied by `when_no_match: default`, by target: a value, a list of values
+    /// (multi-valued targets) or `null`, which clears the target.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
     pub defaults: BTreeMap<Target, Option<DefaultValue>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<PlacementRule>,

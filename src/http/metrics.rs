@@ -162,7 +162,7 @@ fn allowed(req: &HttpRequest, state: &AppState) -> AppResult<()> {
 /// The Prometheus scrape (open on loopback; with `PROVISOR_METRICS_TOKEN` set, behind that
 /// bearer token).
 #[utoipa::path(get, path = "/metrics", tag = "system", responses(
-    (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+    (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
     (status = 401, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody)))]
 pub async fn scrape(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
     allowed(&req, &state)?;

@@ -257,7 +257,7 @@ impl FieldChange {
 }
 
 /// The result of one change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub user_id: String,
     pub account_id: String,

@@ -119,7 +119,7 @@ pub fn start_login(
 }
 
 /// A completed login.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoginSuccess {
     pub user: UserView,
     pub outcome: Outcome,
@@ -127,6 +127,7 @@ pub struct LoginSuccess {
     #[serde(skip)]
     pub session_token: String,
     #[serde(serialize_with = "crate::clock::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub session_expires_at: NaiveDateTime,
     /// Where an SP-initiated login asked to go (from our stored request).
     #[serde(skip)]
@@ -248,11 +249,12 @@ pub fn audit_refusal(
 }
 
 /// What `GET /saml/session` shows: who is signed in and what they are entitled to.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub user: UserView,
     pub groups: Vec<String>,
     #[serde(serialize_with = "crate::clock::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: NaiveDateTime,
 }
 

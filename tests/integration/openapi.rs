@@ -219,3 +219,29 @@ fn openapi_csv_imports_refuse_an_empty_body_or_an_unusable_header() {
     let (s, v) = post_csv(&app, &t, "/api/v1/phone/import", "Email,Extension\nann@doccsv.test,\n");
     assert_eq!(s, 200, "{v}");
 }
+
+/// Every success answer that has a body documents its schema, so a client generator gets
+/// a type for it (204 and redirects carry none).
+#[test]
+fn openapi_every_success_answer_with_a_body_has_a_schema() {
+    let app = TestApp::spawn();
+    let (s, doc) = app.call("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(s, 200);
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            for (status, answer) in op["responses"].as_object().into_iter().flatten() {
+                if !status.starts_with('2') || status == "204" {
+                    continue;
+                }
+                let has_schema = answer["content"]
+                    .as_object()
+                    .is_some_and(|c| !c.is_empty() && c.values().all(|m| m.get("schema").is_some()));
+                if !has_schema {
+                    missing.push(format!("{} {path} {status}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "success answers without a schema:\n{}", missing.join("\n"));
+}

@@ -96,7 +96,7 @@ pub struct AddDomain {
 
 /// Associate a domain (unique across the whole system).
 #[utoipa::path(post, path = "/api/v1/account/domains", tag = "account", request_body = AddDomain,
-    responses((status = 201, description = "associated"), (status = 409, body = crate::http::error::ErrorBody)))]
+    responses((status = 201, description = "associated", body = DomainClaimView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn add_domain(
     state: web::Data<AppState>,
     ctx: AccountCtx,

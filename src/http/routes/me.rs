@@ -19,14 +19,25 @@ fn my_id(ctx: &AccountCtx) -> AppResult<String> {
 }
 
 /// Who the token acts as, its standing and the permissions it holds.
-#[utoipa::path(get, path = "/api/v1/me", tag = "me", responses((status = 200, description = "{\"user_id\", \"account_id\", \"standing\", \"permissions\": [...]}")))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", responses((status = 200, body = MeView)))]
 pub async fn me(ctx: AccountCtx) -> AppResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "user_id": my_id(&ctx)?,
-        "account_id": ctx.account_id,
-        "standing": ctx.actor.standing,
-        "permissions": ctx.permissions.names(),
-    })))
+    Ok(HttpResponse::Ok().json(MeView {
+        user_id: my_id(&ctx)?,
+        account_id: ctx.account_id.clone(),
+        standing: ctx.actor.standing,
+        permissions: ctx.permissions.names(),
+    }))
+}
+
+/// The caller: the user a token acts as, in which account, with what standing and rights.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MeView {
+    pub user_id: String,
+    pub account_id: String,
+    /// `owner`, `admin`, `member` or `delegate`, …
+    #[schema(value_type = String)]
+    pub standing: crate::domain::authz::Standing,
+    pub permissions: Vec<String>,
 }
 
 list_body! {

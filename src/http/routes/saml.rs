@@ -203,9 +203,19 @@ async fn read_form(payload: web::Payload) -> Result<Vec<(String, String)>, Login
     Ok(url::form_urlencoded::parse(&body).into_owned().collect())
 }
 
+/// A completed login, answered as JSON when the client asks for it (`Accept:
+/// application/json`) instead of the redirect.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SignedIn {
+    #[serde(flatten)]
+    pub success: crate::service::saml_login::LoginSuccess,
+    /// Where the browser would have been sent.
+    pub redirect_to: String,
+}
+
 /// The Assertion Consumer Service: validates the posted response, provisions the user
 /// through the pipeline, starts a session and redirects.
-#[utoipa::path(post, path = "/saml/{account}/acs", tag = "saml", params(("account" = String, Path, description = "account id or vanity name")), request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "SAMLResponse and RelayState"), responses((status = 303, description = "signed in: to the target"), (status = 200, description = "signed in (JSON when asked)"), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody)))]
+#[utoipa::path(post, path = "/saml/{account}/acs", tag = "saml", params(("account" = String, Path, description = "account id or vanity name")), request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "SAMLResponse and RelayState"), responses((status = 303, description = "signed in: to the target"), (status = 200, description = "signed in (JSON when asked)", body = SignedIn), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody)))]
 pub async fn acs(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -256,10 +266,7 @@ pub async fn acs(
             let ttl = (success.session_expires_at - state.clock.now_naive()).num_seconds().max(0);
             cookie.set_max_age(actix_web::cookie::time::Duration::seconds(ttl));
             if wants_json(&req) {
-                let mut body = serde_json::to_value(&success).unwrap_or_default();
-                if let Some(m) = body.as_object_mut() {
-                    m.insert("redirect_to".into(), serde_json::Value::String(target));
-                }
+                let body = SignedIn { success, redirect_to: target };
                 HttpResponse::Ok().cookie(cookie).insert_header((header::CACHE_CONTROL, "no-store")).json(body)
             } else {
                 HttpResponse::SeeOther()
@@ -348,7 +355,7 @@ fn session_cookie(req: &HttpRequest) -> Option<String> {
 
 /// Who is signed in: the user, their entitlements (type, add-ons, phone, groups) and when
 /// the session ends. 401 without a live session.
-#[utoipa::path(get, path = "/saml/session", tag = "saml", responses((status = 200, description = "the signed-in user and their entitlements"), (status = 401, body = crate::http::error::ErrorBody)))]
+#[utoipa::path(get, path = "/saml/session", tag = "saml", responses((status = 200, description = "the signed-in user and their entitlements", body = crate::service::saml_login::SessionView), (status = 401, body = crate::http::error::ErrorBody)))]
 pub async fn session(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let unauthorized = || {
         HttpResponse::Unauthorized()

@@ -14,36 +14,91 @@ route_table! {
 }
 
 /// The permission catalogue and the built-in roles (names custom roles are made of).
-#[utoipa::path(get, path = "/api/v1/permissions", tag = "system", responses((status = 200, description = "{\"permissions\": [{name, area, level, description, implies}], \"built_in_roles\": {owner, admin, member}}")))]
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "system", responses((status = 200, body = PermissionCatalogue)))]
 pub async fn permissions() -> HttpResponse {
     use crate::domain::authz::{Level, Permission, PermissionSet};
-    let entries: Vec<_> = Permission::catalogue()
+    let permissions = Permission::catalogue()
         .map(|p| {
             let implies: Vec<String> =
                 if p.level == Level::Edit { vec![Permission::view(p.area).name()] } else { Vec::new() };
-            serde_json::json!({
-                "name": p.name(),
-                "area": p.area.as_str(),
-                "level": p.level.as_str(),
-                "description": format!("{} {}", if p.level == Level::Edit { "change" } else { "see" }, p.area.describe()),
-                "implies": implies,
-            })
+            PermissionEntry {
+                name: p.name(),
+                area: p.area.as_str().to_owned(),
+                level: p.level.as_str().to_owned(),
+                description: format!("{} {}", if p.level == Level::Edit { "change" } else { "see" }, p.area.describe()),
+                implies,
+            }
         })
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({
-        "permissions": entries,
-        "built_in_roles": {
-            "owner": PermissionSet::all().names(),
-            "admin": PermissionSet::admin().names(),
-            "member": PermissionSet::EMPTY.names(),
+    HttpResponse::Ok().json(PermissionCatalogue {
+        permissions,
+        built_in_roles: BuiltInRoles {
+            owner: PermissionSet::all().names(),
+            admin: PermissionSet::admin().names(),
+            member: PermissionSet::EMPTY.names(),
         },
-    }))
+    })
+}
+
+/// The permission catalogue.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PermissionCatalogue {
+    pub permissions: Vec<PermissionEntry>,
+    pub built_in_roles: BuiltInRoles,
+}
+
+/// One permission, `area:level`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PermissionEntry {
+    pub name: String,
+    pub area: String,
+    /// `view` or `edit`.
+    pub level: String,
+    pub description: String,
+    /// Permissions this one includes (`edit` includes `view`).
+    pub implies: Vec<String>,
+}
+
+/// What each built-in role holds.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BuiltInRoles {
+    pub owner: Vec<String>,
+    pub admin: Vec<String>,
+    pub member: Vec<String>,
+}
+
+/// Liveness.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Alive {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// The readiness report.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: String,
+    pub database: DatabaseCheck,
+    pub workers: Vec<crate::health::PartReport>,
+    /// The failing parts: `database` or a worker's name.
+    pub failing: Vec<String>,
+}
+
+/// Whether the database answered.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DatabaseCheck {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "alive", body = Alive)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Alive { status: "ok".to_owned() })
 }
 
 /// Ready to serve: the database answers and every background worker of this process
@@ -52,8 +107,8 @@ pub async fn healthz() -> HttpResponse {
 /// `--ready-stall-seconds`. Otherwise 503 with the failing parts named. `/healthz` is
 /// liveness only.
 #[utoipa::path(get, path = "/readyz", tag = "system", responses(
-    (status = 200, description = "ready: {status: \"ready\", database: {backend, ok}, workers: [{part, state, since_ms, beats}], failing: []}"),
-    (status = 503, description = "not ready: the same body with status \"unavailable\" and the failing parts (\"database\" or a worker's name) in failing")))]
+    (status = 200, description = "ready", body = Readiness),
+    (status = 503, description = "not ready: status `unavailable`, the failing parts named", body = Readiness)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let backend = state.db.backend().name();
     let db = state
@@ -66,20 +121,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let workers = state.db.health.report(state.config.ready_stall);
     let mut failing: Vec<String> = Vec::new();
     let database = match &db {
-        Ok(()) => serde_json::json!({ "backend": backend, "ok": true }),
+        Ok(()) => DatabaseCheck { backend: backend.to_owned(), ok: true, error: None },
         Err(e) => {
             failing.push("database".to_owned());
-            serde_json::json!({ "backend": backend, "ok": false, "error": e.public_message() })
+            DatabaseCheck { backend: backend.to_owned(), ok: false, error: Some(e.public_message()) }
         }
     };
     failing.extend(workers.iter().filter(|w| w.state.is_failing()).map(|w| w.part.clone()));
     let ready = failing.is_empty();
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "database": database,
-        "workers": workers,
-        "failing": failing,
-    });
+    let body = Readiness { status: if ready { "ready" } else { "unavailable" }.to_owned(), database, workers, failing };
     if ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -88,7 +138,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI 3 document")))]
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI 3 document", body = Object)))]
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(crate::http::openapi::document())
 }

@@ -344,7 +344,7 @@ pub async fn sessions(state: web::Data<AppState>, ctx: AccountCtx, path: web::Pa
 }
 
 /// End every SSO session of a user (they sign in again through the IdP).
-#[utoipa::path(delete, path = "/api/v1/users/{user_id}/sessions", tag = "users", responses((status = 200, description = "{\"ended\": n}"), (status = 404, body = crate::http::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/sessions", tag = "users", responses((status = 200, body = EndedSessions), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn end_sessions(
     state: web::Data<AppState>,
     ctx: AccountCtx,
@@ -370,7 +370,13 @@ pub async fn end_sessions(
             Ok::<_, AppError>(n)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "ended": ended })))
+    Ok(HttpResponse::Ok().json(EndedSessions { ended }))
+}
+
+/// How many sessions were ended.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EndedSessions {
+    pub ended: usize,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
