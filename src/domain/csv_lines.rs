@@ -1,11 +1,12 @@
 //! True line numbers for CSV files, whatever their line endings and blank lines.
 //!
 //! The csv crate accepts `\n`, `\r\n` and a bare `\r` as a record terminator, but it
-//! counts lines by `\n` alone, and a record that follows blank lines is reported at the
-//! first blank line: in a file saved with classic Mac line endings every row would be line
-//! 1, and after a blank line every error would point one line too high. [`CsvLines`] sits
-//! between the input and the csv reader and
-//! - turns each bare `\r` that ends a record into `\n`;
+//! counts lines by `\n` alone, and it reports a record at the position where it started
+//! looking for it, before the line breaks it skipped: in a file saved with classic Mac line
+//! endings every row would be line 1; after a `\r\n` (found by the fuzzer: the `\n` is
+//! skipped as the start of the next record) or a blank line, one line too high. [`CsvLines`]
+//! sits between the input and the csv reader and
+//! - turns each `\r\n` or bare `\r` that ends a record into `\n`;
 //! - turns each empty line after the first record into a line holding one space: a blank
 //!   record, which the phone and user CSV readers skip like any all-blank row, so the reader
 //!   sees every line and numbers each record by its own.
@@ -49,9 +50,6 @@ pub struct CsvLines<R> {
     state: Quoting,
     /// Translated bytes not handed out yet.
     queued: Vec<u8>,
-    /// A record-ending `\r` was the last byte of the buffer: whether it stays `\r` (part of
-    /// `\r\n`) or becomes `\n` depends on the next byte, not read yet.
-    pending_cr: bool,
     /// The last byte was a record-ending `\r`: a `\n` now completes it, not a new line.
     after_cr: bool,
     /// Nothing but line breaks since the last record ended.
@@ -71,7 +69,6 @@ impl<R: Read> CsvLines<R> {
             inner: BufReader::with_capacity(capacity, input),
             state: Quoting::CellStart,
             queued: Vec::new(),
-            pending_cr: false,
             after_cr: false,
             at_line_start: true,
             records_begun: false,
@@ -80,36 +77,26 @@ impl<R: Read> CsvLines<R> {
 
     /// Translates up to `limit` more input bytes into `queued`; `false` at the end.
     fn fill_queue(&mut self, limit: usize) -> io::Result<bool> {
-        if self.pending_cr {
-            let next = self.inner.fill_buf()?.first().copied();
-            self.pending_cr = false;
-            self.queued.push(terminator_for(next));
-            return Ok(true);
-        }
         let available = self.inner.fill_buf()?;
         if available.is_empty() {
             return Ok(false);
         }
         let mut used = 0;
-        for (index, &byte) in available.iter().enumerate().take(limit) {
+        for &byte in available.iter().take(limit) {
             used += 1;
             let ends_record = self.state != Quoting::Quoted && (byte == b'\r' || byte == b'\n');
             if ends_record {
+                // The `\n` of a `\r\n` was written as the `\r`'s `\n` already.
                 let completes_crlf = byte == b'\n' && self.after_cr;
-                if !completes_crlf && self.at_line_start && self.records_begun {
-                    // An empty line: make it a blank record, which the readers skip.
-                    self.queued.push(b' ');
+                if !completes_crlf {
+                    if self.at_line_start && self.records_begun {
+                        // An empty line: make it a blank record, which the readers skip.
+                        self.queued.push(b' ');
+                    }
+                    self.queued.push(b'\n');
                 }
                 self.after_cr = byte == b'\r';
                 self.at_line_start = true;
-                if byte == b'\r' {
-                    match available.get(index + 1) {
-                        Some(&next) => self.queued.push(terminator_for(Some(next))),
-                        None => self.pending_cr = true,
-                    }
-                } else {
-                    self.queued.push(b'\n');
-                }
             } else {
                 self.queued.push(byte);
                 self.after_cr = false;
@@ -120,15 +107,6 @@ impl<R: Read> CsvLines<R> {
         }
         self.inner.consume(used);
         Ok(true)
-    }
-}
-
-/// What a record-ending `\r` becomes, given the byte after it.
-fn terminator_for(next: Option<u8>) -> u8 {
-    if next == Some(b'\n') {
-        b'\r'
-    } else {
-        b'\n'
     }
 }
 
@@ -179,15 +157,16 @@ mod tests {
     }
 
     #[test]
-    fn bare_cr_terminators_become_newlines_and_nothing_else_changes() {
-        let cases: [(&[u8], &[u8]); 7] = [
+    fn record_terminators_become_newlines_and_cells_keep_their_bytes() {
+        let cases: [(&[u8], &[u8]); 8] = [
             (b"a,b\rc,d\r", b"a,b\nc,d\n"),
-            (b"a,b\r\nc,d\r\n", b"a,b\r\nc,d\r\n"),
+            (b"a,b\r\nc,d\r\n", b"a,b\nc,d\n"),
             (b"a,b\nc,d", b"a,b\nc,d"),
             (b"a,\"x\ry\"\rc,d", b"a,\"x\ry\"\nc,d"),
             (b"a,\"x\"\"\ry\"\r", b"a,\"x\"\"\ry\"\n"),
             (b"a\"b\rc", b"a\"b\nc"),
-            (b"\n\ra\n\nb\r\n\r\nc\r\r", b"\n\na\n \nb\r\n \r\nc\n \n"),
+            (b"\n\ra\n\nb\r\n\r\nc\r\r", b"\n\na\n \nb\n \nc\n \n"),
+            (b"a,\"x\r\ny\"\r\nb", b"a,\"x\r\ny\"\nb"),
         ];
         for (input, expected) in cases {
             for chunk in [1, 2, 3, 64] {

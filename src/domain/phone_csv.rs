@@ -946,6 +946,16 @@ mod tests {
     }
 
     #[test]
+    fn rows_of_a_file_with_crlf_line_endings_keep_their_line_numbers() {
+        // Found by the phone_csv fuzz target: the csv crate placed each row after a `\r\n`
+        // on the line before it.
+        let csv = "Email,Extension Number\r\nann@example.com,101\r\nbob@example.com,x\r\n";
+        let rows: Vec<_> = PhoneCsvReader::new(csv.as_bytes()).unwrap().collect();
+        assert_eq!(rows[0].as_ref().unwrap().line, 2);
+        assert_eq!(rows[1].as_ref().unwrap_err()[0].line, 3);
+    }
+
+    #[test]
     fn a_failing_input_is_reported_once_and_ends_the_stream() {
         struct Broken(bool);
         impl Read for Broken {
