@@ -9,13 +9,15 @@
 //! GET /scim/v2/Users?filter=userName eq "…" for a random stored user (one client for
 //! latency, then 8); `scim` runs both on the same database.
 //!
-//!     cargo bench --bench load -- saml [--logins 3000,12000]
+//!     cargo bench --bench load -- saml [--seconds N] [--logins N1,N8]
 //!
 //! `saml` measures ACS logins end to end (HTTP, validation, replay-cache insert, pipeline,
 //! session) for a returning user and for JIT-new users, 1 client then 8, each request a
-//! freshly signed Entra ID-shaped response (assertion signed, RSA-SHA256), and next to it
-//! samael's bare parse + verify rate of the same response on 1 and 2 threads (the floor).
-//! The responses are signed before the clock starts; the client is Rust (reqwest).
+//! freshly signed Entra ID-shaped response (assertion signed, RSA-SHA256), and prints each
+//! rate as a ratio of samael's bare parse + verify rate of the same response on 1 and 2
+//! threads (the floor), measured first in the same run. The responses are signed before the
+//! clock starts and written to a file; wrk (`benches/wrk/saml_acs.lua`) posts each once.
+//! The CPU wrk and the server took is printed beside each rate.
 //!
 //!     cargo bench --bench load -- import-latency [--rows 100000]
 //!
@@ -90,7 +92,7 @@ fn parse_args() -> Opts {
         backends: vec!["sqlite".into(), "postgres".into()],
         seconds: 10,
         users: vec![1000, 100_000],
-        logins: vec![3000, 12_000],
+        logins: Vec::new(),
         rows: 100_000,
         members: 10_000,
         relationships: 50,
@@ -727,8 +729,36 @@ fn post_all(acs: &str, bodies: &[String], clients: usize) -> (f64, u64, u64, f64
     (bodies.len() as f64 / secs, bodies.len() as u64, failures.into_inner(), pct(0.50), pct(0.99))
 }
 
-/// SAML ACS logins, returning and JIT-new users, 1 and 8 clients; then samael's floor.
-fn saml(backend: &str, logins: &[usize]) {
+/// CPU seconds (user + system) used so far by `who` (`RUSAGE_SELF`: this process, the
+/// server's threads included; `RUSAGE_CHILDREN`: the waited-for children, i.e. wrk).
+fn cpu_seconds(who: libc::c_int) -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut usage) };
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Runs `f` (which runs wrk to its end) and returns its result with the CPU the client
+/// (wrk) and the server (this process) took meanwhile, in cores (CPU-seconds per second).
+fn with_cpu<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (client0, server0) = (cpu_seconds(libc::RUSAGE_CHILDREN), cpu_seconds(libc::RUSAGE_SELF));
+    let started = std::time::Instant::now();
+    let out = f();
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let client = (cpu_seconds(libc::RUSAGE_CHILDREN) - client0) / wall;
+    let server = (cpu_seconds(libc::RUSAGE_SELF) - server0) / wall;
+    (out, client, server)
+}
+
+/// SAML ACS logins, returning and JIT-new users, 1 client then 8 (wrk: 1×1, then 2×8), each
+/// next to samael's bare parse + verify rate on 1 and 2 threads measured in the same run.
+///
+/// Every request posts its own freshly signed response: they are signed before the clock
+/// starts and written to a file that `benches/wrk/saml_acs.lua` cycles through (each wrk
+/// thread its own share, so no assertion is posted twice). `logins` sets how many are
+/// signed for the 1- and the 8-client runs (default 1,500 and 3,000 per second of the run):
+/// more than the run posts, or the replays show up as failures.
+fn saml(backend: &str, seconds: u32, logins: &[usize]) {
     let (_db, server, account, token) = server_with_account(backend, "admin");
     let client = reqwest::blocking::Client::new();
     let metadata =
@@ -742,19 +772,8 @@ fn saml(backend: &str, logins: &[usize]) {
         .expect("SSO configured");
     let entity_id = cfg["sp_entity_id"].as_str().expect("sp_entity_id").to_owned();
     let acs = cfg["acs_url"].as_str().expect("acs_url").to_owned();
-    let counts = |clients: usize| if clients == 1 { logins[0] } else { *logins.get(1).unwrap_or(&logins[0]) };
-    // The returning user exists before the clock starts.
-    let first = sign_responses(&entity_id, &acs, 1, |_| "returning@bench.test".into());
-    assert_eq!(post_all(&acs, &first, 1).2, 0, "first login");
-    for clients in [1usize, 8] {
-        let bodies = sign_responses(&entity_id, &acs, counts(clients), |_| "returning@bench.test".into());
-        report("saml-acs-returning", backend, clients as u32, post_all(&acs, &bodies, clients));
-    }
-    for clients in [1usize, 8] {
-        let bodies = sign_responses(&entity_id, &acs, counts(clients), |i| format!("jit-{clients}-{i}@bench.test"));
-        report("saml-acs-jit", backend, clients as u32, post_all(&acs, &bodies, clients));
-    }
-    // The floor: samael alone (and our full validator) on the same kind of response.
+
+    // The floor first: samael alone (and our whole validator) on the same kind of response.
     let one = sign_responses(&entity_id, &acs, 1, |_| "floor@bench.test".into());
     let value: String =
         url::form_urlencoded::parse(one[0].as_bytes()).next().map(|(_, v)| v.into_owned()).expect("value");
@@ -766,10 +785,12 @@ fn saml(backend: &str, logins: &[usize]) {
         .expect("configured");
     let urls = provisor::service::sso::SpUrls::new(&server.state.config.public_url, &account, &account, None);
     let vcfg = loaded.validation_config(&urls);
+    let mut floor = [0.0f64; 2];
     for threads in [1usize, 2] {
         let dur = std::time::Duration::from_secs(3);
         let bare = provisor::testing::saml_bench::bench_bare_verify(&value, &vcfg, threads, dur).expect("bare");
         let full = provisor::testing::saml_bench::bench_full_validate(&value, None, &vcfg, threads, dur).expect("full");
+        floor[threads - 1] = bare.per_second;
         println!(
             "saml-floor     threads={threads} samael_parse_verify={:.0}/s provisor_validate={:.0}/s",
             bare.per_second, full.per_second
@@ -780,6 +801,54 @@ fn saml(backend: &str, logins: &[usize]) {
                     "validate_per_s": full.per_second.round(), "machine": machine() })
         );
     }
+
+    // The returning user exists before the clock starts.
+    let first = sign_responses(&entity_id, &acs, 1, |_| "returning@bench.test".into());
+    assert_eq!(post_all(&acs, &first, 1).2, 0, "first login");
+    let dir = std::env::temp_dir().join(format!("provisor-saml-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    let script = script_path("saml_acs.lua");
+    let wanted = |clients: u32| {
+        let per_second = if clients == 1 { 1500 } else { 3000 };
+        let given = if clients == 1 { logins.first() } else { logins.get(1).or(logins.first()) };
+        given.copied().unwrap_or(per_second * seconds as usize)
+    };
+    for (kind, jit) in [("returning", false), ("jit", true)] {
+        for (clients, threads) in [(1u32, 1u32), (8, 2)] {
+            let n = wanted(clients);
+            let bodies = sign_responses(&entity_id, &acs, n, |i| {
+                if jit {
+                    format!("jit-{clients}-{i}@bench.test")
+                } else {
+                    "returning@bench.test".into()
+                }
+            });
+            let file = dir.join(format!("{kind}-{clients}.txt"));
+            std::fs::write(&file, bodies.join("\n")).expect("bodies written");
+            drop(bodies);
+            let path = file.to_string_lossy().into_owned();
+            let (r, client_cpu, server_cpu) =
+                with_cpu(|| wrk(&script, &acs, threads, clients, seconds, &[&path, &threads.to_string()]));
+            let _ = std::fs::remove_file(&file);
+            let scenario = format!("saml-acs-{kind}");
+            report(&scenario, backend, clients, r);
+            let base = floor[(threads - 1) as usize];
+            let ratio = if base > 0.0 { r.0 / base } else { 0.0 };
+            println!(
+                "{:<14} {backend:<9} clients={clients:<2} ratio={ratio:.2} of samael's {threads}-thread floor ({base:.0}/s); \
+                 client (wrk) CPU {client_cpu:.2} cores, server CPU {server_cpu:.2} cores; {n} bodies signed",
+                scenario
+            );
+            println!(
+                "{}",
+                json!({ "scenario": scenario, "backend": backend, "clients": clients, "rate_per_s": r.0.round(),
+                        "floor_threads": threads, "floor_per_s": base.round(), "ratio_to_floor": (ratio * 100.0).round() / 100.0,
+                        "client_cpu_cores": (client_cpu * 100.0).round() / 100.0,
+                        "server_cpu_cores": (server_cpu * 100.0).round() / 100.0, "bodies": n, "machine": machine() })
+            );
+        }
+    }
+    let _ = std::fs::remove_dir(&dir);
 }
 
 /// SCIM: creates and/or userName lookups with `users` stored.
@@ -1112,7 +1181,7 @@ fn main() {
             "reports" => reports(backend, o.per_sub, o.subs),
             "import" => import(backend),
             "import-latency" => import_latency(backend, o.rows),
-            "saml" => saml(backend, &o.logins),
+            "saml" => saml(backend, o.seconds, &o.logins),
             "multiprocess" => multiprocess_load(backend, o.seconds),
             "scim-create" | "scim-filter" | "scim" => {
                 for &n in &o.users {
