@@ -7,7 +7,10 @@
 //! The SCIM scenarios first store `--users` users (through the provisioning pipeline, in
 //! large write transactions), then measure POST /scim/v2/Users (one client, then 8) and
 //! GET /scim/v2/Users?filter=userName eq "…" for a random stored user (one client for
-//! latency, then 8); `scim` runs both on the same database.
+//! latency, then 8); `scim` runs both on the same database. The 8-client create rate is
+//! printed as a multiple of the python peer `scim2-server` (pinned, installed in a
+//! virtualenv under `target/` by `scripts/install-bench-peers`) measured with the same wrk
+//! script right after, when the peer is installed.
 //!
 //!     cargo bench --bench load -- saml [--seconds N] [--logins N1,N8]
 //!
@@ -869,8 +872,68 @@ fn scim(backend: &str, seconds: u32, users: usize, create: bool, filter: bool) {
         let script = script_path("create_users.lua");
         wrk(&script, &url, 1, 2, 1, &["warm", &token, "scim"]);
         report(&format!("scim-create@{tag}"), backend, 1, wrk(&script, &url, 1, 1, seconds, &["seq", &token, "scim"]));
-        report(&format!("scim-create@{tag}"), backend, 8, wrk(&script, &url, 2, 8, seconds, &["par", &token, "scim"]));
+        let ours = wrk(&script, &url, 2, 8, seconds, &["par", &token, "scim"]);
+        report(&format!("scim-create@{tag}"), backend, 8, ours);
+        match scim_peer_create_rate(seconds) {
+            Some(peer) => {
+                let ratio = if peer.0 > 0.0 { ours.0 / peer.0 } else { 0.0 };
+                println!(
+                    "scim-create@{tag} {backend:<9} clients=8  {ratio:.1}x the python peer scim2-server {SCIM_PEER_VERSION} \
+                     ({:.0}/s, p99 {:.1} ms, same wrk script, same run)",
+                    peer.0, peer.4
+                );
+                println!(
+                    "{}",
+                    json!({ "scenario": format!("scim-create@{tag}"), "backend": backend, "clients": 8, "rate_per_s": ours.0.round(),
+                            "peer": format!("scim2-server {SCIM_PEER_VERSION}"), "peer_rate_per_s": peer.0.round(),
+                            "ratio_to_peer": (ratio * 10.0).round() / 10.0, "machine": machine() })
+                );
+            }
+            None => {
+                println!("scim-create@{tag}: the python peer is not installed (scripts/install-bench-peers); no ratio")
+            }
+        }
     }
+}
+
+/// The pinned python SCIM server the SCIM create rate is compared with.
+const SCIM_PEER_VERSION: &str = "0.8.1";
+
+/// Starts the python peer (`scim2-server`, installed by `scripts/install-bench-peers` in a
+/// virtualenv under `target/`) on a free loopback port and measures `POST /Users` with the
+/// same wrk script and shape as ours (2 threads × 8 connections); `None` when it is not
+/// installed.
+fn scim_peer_create_rate(seconds: u32) -> Option<(f64, u64, u64, f64, f64)> {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scim-peer-venv/bin/scim2-server");
+    if !bin.exists() {
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let token = "peer-bench-token";
+    let mut child = Command::new(&bin)
+        .args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", token])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    let started = std::time::Instant::now();
+    while client.get(format!("{base}/ServiceProviderConfig")).bearer_auth(token).send().is_err() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let url = format!("{base}/Users");
+    let script = script_path("create_users.lua");
+    wrk(&script, &url, 1, 2, 1, &["peerwarm", token, "scim"]);
+    let rate = wrk(&script, &url, 2, 8, seconds, &["peer", token, "scim"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    Some(rate)
 }
 
 /// Bulk phone CSV through the CLI (`provisor phone import`): 10,000 then 100,000 rows with
