@@ -38,6 +38,12 @@
 //! once), license changes and a phone import, the third process killed half-way; it checks
 //! the invariants and prints rates and latencies per operation. PostgreSQL only.
 //!
+//!     cargo bench --bench load -- crash-import [--backend sqlite|postgres] [--rows 100000]
+//!
+//! `crash-import` is the crash test's phone import at benchmark size: the release binary
+//! is killed with `kill -9` a quarter of the way into a `--rows` import, restarted, checked
+//! (every batch whole, the license invariant), and the file re-run until it converges.
+//!
 //! PostgreSQL: `PROVISOR_BENCH_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/test).
 //! Results are printed as a table and as one JSON line per measurement.
 
@@ -53,6 +59,25 @@ mod crash;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/integration/multiprocess.rs"]
 mod multiprocess;
+
+/// The crash test's phone import at benchmark size: `kill -9` a quarter of the way in, then
+/// restart, check every batch whole and re-run the file to convergence.
+fn crash_import(backend: &str, rows: usize) {
+    let spec = if backend == "postgres" { pg_url() } else { "sqlite".to_owned() };
+    let c = crash::kill_mid_phone_import(&spec, rows as u64);
+    let rerun_rate = (rows as u64 - c.survived) as f64 / c.rerun_seconds.max(1e-9);
+    println!(
+        "crash-import   {backend:<9} rows={rows} killed at {:.1}s with {} users in; {} rows survived, whole batches; \
+         re-run converged in {:.1}s ({rerun_rate:.0} new rows/s)",
+        c.seconds_to_kill, c.seen, c.survived, c.rerun_seconds
+    );
+    println!(
+        "{}",
+        json!({ "scenario": "crash-import", "backend": backend, "rows": rows, "seen_before_kill": c.seen,
+                "survived": c.survived, "seconds_to_kill": c.seconds_to_kill, "rerun_seconds": c.rerun_seconds,
+                "machine": machine() })
+    );
+}
 
 /// Three processes on one PostgreSQL under mixed load, one killed half-way.
 fn multiprocess_load(backend: &str, seconds: u32) {
@@ -1246,6 +1271,7 @@ fn main() {
             "import-latency" => import_latency(backend, o.rows),
             "saml" => saml(backend, o.seconds, &o.logins),
             "multiprocess" => multiprocess_load(backend, o.seconds),
+            "crash-import" => crash_import(backend, o.rows),
             "scim-create" | "scim-filter" | "scim" => {
                 for &n in &o.users {
                     let create = o.scenario != "scim-filter";
@@ -1254,7 +1280,7 @@ fn main() {
                 }
             }
             other => {
-                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, reports, import, import-latency, scim-create, scim-filter, scim, saml, multiprocess");
+                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, reports, import, import-latency, scim-create, scim-filter, scim, saml, multiprocess, crash-import");
                 std::process::exit(2);
             }
         }

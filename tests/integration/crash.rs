@@ -234,7 +234,32 @@ fn a_process_killed_mid_phone_import_keeps_whole_batches_and_the_rerun_converges
         "PROVISOR_CRASH_IMPORT_ROWS",
         if std::env::var_os("PROVISOR_BIN").is_some() { 20_000 } else { 3_000 },
     );
-    let db = ScratchDb::create(&spec()).expect("scratch database");
+    let crash = kill_mid_phone_import(&spec(), rows);
+    eprintln!(
+        "phone import: {rows} rows, killed with {} users seen; {} rows survived the kill",
+        crash.seen, crash.survived
+    );
+}
+
+/// What [`kill_mid_phone_import`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportCrash {
+    /// Users counted just before the kill.
+    pub seen: u64,
+    /// Rows in after the restart (whole batches only).
+    pub survived: u64,
+    /// Seconds from the import's start to the kill.
+    pub seconds_to_kill: f64,
+    /// Seconds the re-run of the whole file took.
+    pub rerun_seconds: f64,
+}
+
+/// A phone CSV import of `rows` rows over HTTP, the process killed (`kill -9`) once a quarter
+/// of them is in; after the restart every batch is whole, the license invariant holds, and
+/// re-running the file converges (twice: the second run changes nothing). Shared with the
+/// `crash-import` bench scenario (100,000 rows there).
+pub fn kill_mid_phone_import(db_spec: &str, rows: u64) -> ImportCrash {
+    let db = ScratchDb::create(db_spec).expect("scratch database");
     let mut server = ServerProcess::start_binary(binary(), db.url(), &[]).expect("server starts");
     let op = server.operator.clone();
     let h = Http::new(&server, Duration::from_secs(30));
@@ -271,7 +296,7 @@ fn a_process_killed_mid_phone_import_keeps_whole_batches_and_the_rerun_converges
     };
     let started = Instant::now();
     let mut seen = 0;
-    while started.elapsed() < Duration::from_secs(300) {
+    while started.elapsed() < Duration::from_secs(600) {
         seen = users_total(&h, &op, &a);
         if seen > rows / 4 {
             break;
@@ -279,6 +304,7 @@ fn a_process_killed_mid_phone_import_keeps_whole_batches_and_the_rerun_converges
         std::thread::sleep(Duration::from_millis(10));
     }
     server.kill();
+    let seconds_to_kill = started.elapsed().as_secs_f64();
     let (status, report) = importer.join().unwrap();
     assert_eq!(
         status, 0,
@@ -293,11 +319,12 @@ fn a_process_killed_mid_phone_import_keeps_whole_batches_and_the_rerun_converges
         survived >= seen.saturating_sub(1) && survived < rows,
         "{survived} rows after the kill ({seen} seen before)"
     );
-    eprintln!("phone import: {rows} rows, killed with {seen} users seen; {survived} rows survived the kill");
 
     // Running the same file again converges: every row in once, nothing twice.
     let h_long = Http::new(&server, Duration::from_secs(600));
+    let rerun = Instant::now();
     let (s, r) = h_long.csv(&format!("{base}/phone/import"), &op, csv.clone());
+    let rerun_seconds = rerun.elapsed().as_secs_f64();
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["rows"].as_u64(), Some(rows), "{r}");
     assert!(r["failed"].as_array().unwrap().is_empty(), "{r}");
@@ -308,6 +335,7 @@ fn a_process_killed_mid_phone_import_keeps_whole_batches_and_the_rerun_converges
     assert_eq!((r["unchanged"].as_u64(), r["created"].as_u64()), (Some(rows), Some(0)), "{r}");
     assert_eq!(users_total(&h, &op, &a), rows + 1, "the owner and one user per row");
     assert!(!server.log_has_panic(), "{}", server.log_text());
+    ImportCrash { seen, survived, seconds_to_kill, rerun_seconds }
 }
 
 // ---------------------------------------------------------------------------------------------
