@@ -613,25 +613,6 @@ fn a_termination_is_never_overwritten_by_a_concurrent_approval() {
     }
 }
 
-fn rows(app: &TestApp, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let sql = sql.to_owned();
-    app.state
-        .db
-        .read_blocking(move |c| {
-            provisor::with_backend!(c, |c| {
-                use diesel::RunQueryDsl;
-                diesel::sql_query(&sql).get_result::<N>(c)
-            })
-            .map_err(provisor::error::AppError::from)
-        })
-        .unwrap()
-        .n
-}
 
 #[test]
 fn an_ended_relationship_is_purged_with_its_delegates_codes_and_tokens_after_its_period() {

@@ -122,6 +122,27 @@ impl TestApp {
         self.call("DELETE", path, Some(token), None)
     }
 
+    /// `SELECT COUNT(*) AS n FROM …` run on the app's database (both backends).
+    pub fn count(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = sql.to_owned();
+        self.state
+            .db
+            .read_blocking(move |c| {
+                provisor::with_backend!(c, |c| {
+                    use diesel::RunQueryDsl;
+                    diesel::sql_query(&sql).get_result::<N>(c)
+                })
+                .map_err(provisor::error::AppError::from)
+            })
+            .expect("count query")
+            .n
+    }
+
     /// Creates a top-level account through the API; returns its id.
     pub fn account(&self, name: &str, owner: &str, master: bool) -> String {
         let (s, v) = self.post(

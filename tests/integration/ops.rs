@@ -225,23 +225,7 @@ fn sigterm_drains_accepted_requests_and_queued_writes_then_exits_zero() {
 }
 
 fn table_count(app: &TestApp, table: &str, condition: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {condition}");
-    app.state
-        .db
-        .read_blocking(|c| {
-            provisor::with_backend!(c, |c| {
-                use diesel::RunQueryDsl;
-                diesel::sql_query(&sql).get_result::<N>(c)
-            })
-            .map_err(provisor::error::AppError::from)
-        })
-        .unwrap()
-        .n
+    app.count(&format!("SELECT COUNT(*) AS n FROM {table} WHERE {condition}"))
 }
 
 #[test]
