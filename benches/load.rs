@@ -12,6 +12,11 @@
 //! virtualenv under `target/` by `scripts/install-bench-peers`) measured with the same wrk
 //! script right after, when the peer is installed.
 //!
+//!     cargo bench --bench load -- scim-patch [--users 1000] [--seconds N]
+//!
+//! `scim-patch` measures group membership changes: SCIM `PATCH /Groups/{id}` adding, then
+//! removing, one member per request (1 client, then 8), with `--users` stored.
+//!
 //!     cargo bench --bench load -- saml [--seconds N] [--logins N1,N8]
 //!
 //! `saml` measures ACS logins end to end (HTTP, validation, replay-cache insert, pipeline,
@@ -921,6 +926,52 @@ fn scim(backend: &str, seconds: u32, users: usize, create: bool, filter: bool) {
     }
 }
 
+/// SCIM group membership PATCHes (`add` then `remove` of one member per request, as Entra
+/// ID and Okta send them) on one group, with `users` stored: 1 client, then 8 (2×8).
+fn scim_patch(backend: &str, seconds: u32, users: usize) {
+    let (_db, server, account, token) = server_with_account(backend, "scim");
+    seed(&server, &account, users);
+    let client = reqwest::blocking::Client::new();
+    let group: serde_json::Value = client
+        .post(format!("{}/scim/v2/Groups", server.base))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/scim+json")
+        .body(json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Bench Members" }).to_string())
+        .send()
+        .and_then(|r| r.json())
+        .expect("group created");
+    let group_id = group["id"].as_str().expect("group id").to_owned();
+    let mut ids: Vec<String> = Vec::with_capacity(users);
+    loop {
+        let page: serde_json::Value = client
+            .get(format!("{}/scim/v2/Users?startIndex={}&count=500", server.base, ids.len() + 1))
+            .bearer_auth(&token)
+            .send()
+            .and_then(|r| r.json())
+            .expect("users listed");
+        let got: Vec<String> = page["Resources"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|u| u["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        if got.is_empty() {
+            break;
+        }
+        ids.extend(got);
+    }
+    let file = std::env::temp_dir().join(format!("provisor-patch-bench-{}.txt", std::process::id()));
+    std::fs::write(&file, ids.join("\n")).expect("ids written");
+    let path = file.to_string_lossy().into_owned();
+    let url = format!("{}/scim/v2/Groups/{group_id}", server.base);
+    let script = script_path("patch_members.lua");
+    wrk(&script, &url, 1, 2, 1, &[&token, &group_id, &path, "1"]);
+    let tag = format!("{users}");
+    for (clients, threads) in [(1u32, 1u32), (8, 2)] {
+        let r = wrk(&script, &url, threads, clients, seconds, &[&token, &group_id, &path, &threads.to_string()]);
+        report(&format!("scim-patch-members@{tag}"), backend, clients, r);
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
 /// The pinned python SCIM server the SCIM create rate is compared with.
 const SCIM_PEER_VERSION: &str = "0.8.1";
 
@@ -1272,6 +1323,11 @@ fn main() {
             "saml" => saml(backend, o.seconds, &o.logins),
             "multiprocess" => multiprocess_load(backend, o.seconds),
             "crash-import" => crash_import(backend, o.rows),
+            "scim-patch" => {
+                for &n in &o.users {
+                    scim_patch(backend, o.seconds, n);
+                }
+            }
             "scim-create" | "scim-filter" | "scim" => {
                 for &n in &o.users {
                     let create = o.scenario != "scim-filter";
@@ -1280,7 +1336,7 @@ fn main() {
                 }
             }
             other => {
-                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, reports, import, import-latency, scim-create, scim-filter, scim, saml, multiprocess, crash-import");
+                eprintln!("unknown scenario {other:?}; known: admin, delegated, sync, reports, import, import-latency, scim-create, scim-filter, scim, scim-patch, saml, multiprocess, crash-import");
                 std::process::exit(2);
             }
         }
