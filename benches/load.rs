@@ -936,7 +936,10 @@ fn scim_patch(backend: &str, seconds: u32, users: usize) {
         .post(format!("{}/scim/v2/Groups", server.base))
         .bearer_auth(&token)
         .header("Content-Type", "application/scim+json")
-        .body(json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Bench Members" }).to_string())
+        .body(
+            json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Bench Members" })
+                .to_string(),
+        )
         .send()
         .and_then(|r| r.json())
         .expect("group created");

@@ -236,8 +236,9 @@ fn a_process_killed_mid_phone_import_keeps_whole_batches_and_the_rerun_converges
     );
     let crash = kill_mid_phone_import(&spec(), rows);
     eprintln!(
-        "phone import: {rows} rows, killed with {} users seen; {} rows survived the kill",
-        crash.seen, crash.survived
+        "phone import: {rows} rows, killed after {:.1}s with {} users seen; {} rows survived the kill; \
+         the re-run converged in {:.1}s",
+        crash.seconds_to_kill, crash.seen, crash.survived, crash.rerun_seconds
     );
 }
 

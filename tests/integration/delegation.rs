@@ -613,7 +613,6 @@ fn a_termination_is_never_overwritten_by_a_concurrent_approval() {
     }
 }
 
-
 #[test]
 fn an_ended_relationship_is_purged_with_its_delegates_codes_and_tokens_after_its_period() {
     use provisor::service::retention::{purge, Policy};
@@ -628,9 +627,8 @@ fn an_ended_relationship_is_purged_with_its_delegates_codes_and_tokens_after_its
     assert_eq!((s, v["status"].as_str()), (200, Some("terminated")), "{v}");
     let kept = request(&app, &w, &["users:view"], json!({ "name": "Still running" }));
     approve(&app, &w, &kept);
-    let of = |table: &str, id: &str| {
-        rows(&app, &format!("SELECT COUNT(*) AS n FROM {table} WHERE relationship_id = '{id}'"))
-    };
+    let of =
+        |table: &str, id: &str| app.count(&format!("SELECT COUNT(*) AS n FROM {table} WHERE relationship_id = '{id}'"));
     assert!(of("delegates", &ended) == 1 && of("delegate_codes", &ended) >= 1 && of("api_tokens", &ended) >= 1);
 
     let db = app.state.db.clone();
