@@ -1,9 +1,7 @@
 -- wrk script: POST a new, unique user per request and report the rate.
 -- args: <tag> <token> <kind: admin|scim>
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 local counter = 0
-local nthreads = 0
-local threads = {}
-function setup(thread) nthreads = nthreads + 1; thread:set("tid", nthreads); table.insert(threads, thread) end
 function init(args)
   tag = args[1] or tostring(os.time())
   kind = args[3] or "admin"
@@ -28,10 +26,4 @@ function request()
   end
   return wrk.format(nil, nil, nil, body)
 end
-function response(status, headers, body) if status ~= 201 then bad = (bad or 0) + 1 end end
-function done(summary, latency, requests)
-  local b = 0
-  for _, t in ipairs(threads) do b = b + (t:get("bad") or 0) end
-  io.write(string.format("RESULT rate=%.0f requests=%d non201=%d p50_ms=%.3f p99_ms=%.3f\n",
-    summary.requests / (summary.duration / 1e6), summary.requests, b, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
+function response(status, headers, body) if status ~= 201 then failed() end end

@@ -4,9 +4,7 @@
 -- args: <token> <group id> <file of user ids, one per line> <threads>
 -- Thread k (1-based) works on its own share of the users (lines k, k+threads, …), so two
 -- connections never race on one membership; each user is added, then removed, in turn.
-local nthreads = 0
-local threads = {}
-function setup(thread) nthreads = nthreads + 1; thread:set("tid", nthreads); table.insert(threads, thread) end
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 function init(args)
   wrk.method = "PATCH"
   wrk.headers["Authorization"] = "Bearer " .. (args[1] or "")
@@ -33,10 +31,4 @@ function request()
   end
   return wrk.format(nil, path, nil, body)
 end
-function response(status, headers, body) if status ~= 200 and status ~= 204 then bad = (bad or 0) + 1 end end
-function done(summary, latency, requests)
-  local b = 0
-  for _, t in ipairs(threads) do b = b + (t:get("bad") or 0) end
-  io.write(string.format("RESULT rate=%.0f requests=%d failures=%d p50_ms=%.3f p99_ms=%.3f\n",
-    summary.requests / (summary.duration / 1e6), summary.requests, b, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
+function response(status, headers, body) if status ~= 200 and status ~= 204 then failed() end end

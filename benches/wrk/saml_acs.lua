@@ -3,9 +3,7 @@
 -- Thread k (1-based) takes lines k, k+threads, k+2*threads, … so no two requests post the
 -- same assertion (a replay would be refused, 403, and counted as a failure). A thread that
 -- runs out of bodies starts over: its replays are failures, so size the file to the run.
-local nthreads = 0
-local threads = {}
-function setup(thread) nthreads = nthreads + 1; thread:set("tid", nthreads); table.insert(threads, thread) end
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 function init(args)
   local file = args[1]
   local step = tonumber(args[2] or "1")
@@ -25,10 +23,4 @@ function request()
   return wrk.format(nil, nil, nil, bodies[next_body])
 end
 -- 303 to the target is a login.
-function response(status, headers, body) if status ~= 303 then bad = (bad or 0) + 1 end end
-function done(summary, latency, requests)
-  local b = 0
-  for _, t in ipairs(threads) do b = b + (t:get("bad") or 0) end
-  io.write(string.format("RESULT rate=%.0f requests=%d failures=%d p50_ms=%.3f p99_ms=%.3f\n",
-    summary.requests / (summary.duration / 1e6), summary.requests, b, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
+function response(status, headers, body) if status ~= 303 then failed() end end
