@@ -90,6 +90,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         m.registry.register(Box::new(s.queue_wait.clone()))?;
         m.registry.register(Box::new(s.pool_wait.clone()))?;
         m.registry.register(Box::new(s.pool_timeouts.clone()))?;
+        m.registry.register(Box::new(s.statements.clone()))?;
     }
     Ok(m)
 }

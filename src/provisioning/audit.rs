@@ -54,17 +54,19 @@ fn write(
             None => detail = serde_json::json!({ "value": detail, "delegation": stamp }),
         }
     }
-    store::audit::record(
-        conn,
-        &NewAudit {
-            account_id: account.map(str::to_owned),
-            actor: actor.label.clone(),
-            source: source.as_str().to_owned(),
-            action: action.to_owned(),
-            target: target.map(str::to_owned),
-            detail: detail.to_string(),
-            created_at: env.now,
-        },
-    )?;
+    let entry = NewAudit {
+        account_id: account.map(str::to_owned),
+        actor: actor.label.clone(),
+        source: source.as_str().to_owned(),
+        action: action.to_owned(),
+        target: target.map(str::to_owned),
+        detail: detail.to_string(),
+        created_at: env.now,
+    };
+    match &env.batch {
+        // Written with the batch's other entries, before it commits.
+        Some(scope) => scope.keep_audit(entry),
+        None => store::audit::record(conn, &entry)?,
+    }
     Ok(())
 }

@@ -31,19 +31,23 @@ fn mail(env: &Env, account: &AccountRow, email: &str, token: &str) -> NewMail {
 pub fn create(conn: &mut DbConn, env: &Env, account: &AccountRow, user: &UserRow, email: &str) -> AppResult<String> {
     let token = new_secret("pvi_");
     let expires = invitation_expiry(to_utc(env.now)).naive_utc();
-    store::users::insert_invitation(
-        conn,
-        &InvitationRow {
-            id: crate::secrets::new_id(),
-            user_id: user.id.clone(),
-            account_id: account.id.clone(),
-            token_hash: hash_secret(&token),
-            sent_count: 1,
-            created_at: env.now,
-            expires_at: expires,
-        },
-    )?;
-    store::audit::queue_mail(conn, &mail(env, account, email, &token))?;
+    let invitation = InvitationRow {
+        id: crate::secrets::new_id(),
+        user_id: user.id.clone(),
+        account_id: account.id.clone(),
+        token_hash: hash_secret(&token),
+        sent_count: 1,
+        created_at: env.now,
+        expires_at: expires,
+    };
+    let mail = mail(env, account, email, &token);
+    match &env.batch {
+        Some(scope) => scope.keep_invitation(invitation, mail),
+        None => {
+            store::users::insert_invitation(conn, &invitation)?;
+            store::audit::queue_mail(conn, &mail)?;
+        }
+    }
     Ok(token)
 }
 

@@ -3,6 +3,7 @@
 //! [`pipeline::run`]; it maps, reconciles and persists in the caller's transaction.
 
 pub mod audit;
+pub mod batch_scope;
 pub mod change;
 pub mod entitlements;
 pub mod groups;

@@ -52,6 +52,8 @@ pub struct PhoneTask<'a> {
     /// The user is a phone user without an extension: give them the next free one.
     pub needs_extension: bool,
     pub now: chrono::NaiveDateTime,
+    /// The import batch, whose rows share site lookups.
+    pub batch: Option<&'a super::batch_scope::BatchScope>,
 }
 
 fn issue(code: IssueCode, attribute: &str, message: impl Into<String>) -> ProvisioningIssue {
@@ -131,7 +133,7 @@ pub fn apply(
     changes: &mut Vec<FieldChange>,
     issues: &mut Vec<ProvisioningIssue>,
 ) -> AppResult<Option<UserPhoneRow>> {
-    let PhoneTask { account, user_id, current, fields, plan, needs_extension, now } = task;
+    let PhoneTask { account, user_id, current, fields, plan, needs_extension, now, batch } = task;
     let existed = current.is_some();
     let mut row = current.clone().unwrap_or_else(|| UserPhoneRow {
         user_id: user_id.to_owned(),
@@ -146,7 +148,10 @@ pub fn apply(
     };
     let mut site = current_site.clone();
     match &fields.site {
-        Field::Set(key) => match store::phone::find_site(conn, &account.id, key)? {
+        Field::Set(key) => match match batch {
+            Some(scope) => scope.find_site(conn, &account.id, key)?,
+            None => store::phone::find_site(conn, &account.id, key)?,
+        } {
             Some(s) => site = Some(s),
             None => issues.push(issue(
                 IssueCode::InvalidValue,

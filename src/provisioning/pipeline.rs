@@ -30,12 +30,28 @@ pub struct Env {
     pub public_url: String,
     /// Compiled mapping rules, shared across changes.
     pub mappings: std::sync::Arc<super::mapping::MappingCache>,
+    /// The import batch this change runs in, if any: shared reads and the rows written
+    /// together at the end of the batch (see `batch_scope`).
+    pub batch: Option<std::sync::Arc<super::batch_scope::BatchScope>>,
 }
 
 impl Env {
     /// An environment with its own (empty) rule cache: the CLI and tests.
     pub fn standalone(now: NaiveDateTime, public_url: impl Into<String>) -> Env {
-        Env { now, public_url: public_url.into(), mappings: Default::default() }
+        Env { now, public_url: public_url.into(), mappings: Default::default(), batch: None }
+    }
+
+    /// The same environment for the rows of one import batch.
+    pub fn for_batch(&self, scope: std::sync::Arc<super::batch_scope::BatchScope>) -> Env {
+        Env { batch: Some(scope), ..self.clone() }
+    }
+
+    /// The account row (shared within an import batch).
+    pub fn account(&self, conn: &mut DbConn, id: &str) -> AppResult<Option<AccountRow>> {
+        match &self.batch {
+            Some(scope) => scope.account(conn, id),
+            None => Ok(store::accounts::find(conn, id)?),
+        }
     }
 }
 
@@ -63,7 +79,7 @@ pub fn run(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Ap
 
 fn run_change(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult<Applied> {
     crate::fault::touched("user");
-    let account = store::accounts::find(conn, &change.account_id)?.ok_or(AppError::not_found("account"))?;
+    let account = env.account(conn, &change.account_id)?.ok_or(AppError::not_found("account"))?;
     match change.operation.clone() {
         Operation::Delete { user_id } => delete_user(conn, env, &account, &change, &user_id),
         // Uniqueness of e-mail and user name is left to the constraints (one statement
@@ -235,7 +251,7 @@ fn upsert_user(
         _ if moving.is_some() => moving.clone().ok_or(AppError::not_found("account"))?,
         (_, Some(target)) => target.clone(),
         (Some(u), None) if u.account_id != account.id => {
-            store::accounts::find(conn, &u.account_id)?.ok_or(AppError::not_found("account"))?
+            env.account(conn, &u.account_id)?.ok_or(AppError::not_found("account"))?
         }
         _ => account.clone(),
     };
@@ -254,7 +270,7 @@ fn upsert_user(
     // 2. Identity and profile.
     apply_identity(conn, &home, &mut user, created, &ex, &mut changes)?;
     if created || moving.is_some() || changes.iter().any(|c| c.field == "email") {
-        check_domain_routing(conn, &home, user.email.as_deref())?;
+        check_domain_routing(conn, env, &home, user.email.as_deref())?;
     }
 
     // 3. Role.
@@ -329,6 +345,10 @@ fn upsert_user(
         set_text(&mut changes, "status", &mut user.status, next);
     }
     if invitation_accepted {
+        // Kept invitations first: this reads them back.
+        if let Some(scope) = &env.batch {
+            scope.flush(conn)?;
+        }
         if let Some(inv) = store::users::invitation_for_user(conn, &user.id)? {
             store::users::delete_invitation(conn, &inv.id)?;
         }
@@ -425,6 +445,7 @@ fn upsert_user(
                 plan: &seat_outcome.plan,
                 needs_extension: seat_outcome.needs_extension,
                 now: env.now,
+                batch: env.batch.as_deref(),
             },
             &mut changes,
             &mut issues,
@@ -547,9 +568,13 @@ fn apply_identity(
 
 /// A user whose e-mail domain is associated with an account belongs there: another account
 /// (outside this account's tree) cannot take them in.
-fn check_domain_routing(conn: &mut DbConn, home: &AccountRow, email: Option<&str>) -> AppResult<()> {
+fn check_domain_routing(conn: &mut DbConn, env: &Env, home: &AccountRow, email: Option<&str>) -> AppResult<()> {
     let Some(domain) = email.and_then(crate::domain::accounts::email_domain) else { return Ok(()) };
-    let Some(owner) = store::accounts::domain_owner(conn, domain)? else { return Ok(()) };
+    let owner = match &env.batch {
+        Some(scope) => scope.domain_owner(conn, domain)?,
+        None => store::accounts::domain_owner(conn, domain)?,
+    };
+    let Some(owner) = owner else { return Ok(()) };
     if owner == home.id || is_descendant(conn, &home.id, &owner)? || is_descendant(conn, &owner, &home.id)? {
         return Ok(());
     }

@@ -72,6 +72,11 @@ impl Services {
 
     /// The pipeline's environment at this instant.
     pub fn env(&self) -> Env {
-        Env { now: self.clock.now_naive(), public_url: self.public_url.clone(), mappings: self.mappings.clone() }
+        Env {
+            now: self.clock.now_naive(),
+            public_url: self.public_url.clone(),
+            mappings: self.mappings.clone(),
+            batch: None,
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! changes (the CSV's rows included) go through the provisioning pipeline.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,7 @@ use crate::domain::phone_csv::{self, ImportMode, PhoneCsvReader, PhoneCsvRow};
 use crate::domain::users::RowError;
 use crate::error::{AppError, AppResult};
 use crate::provisioning::audit;
+use crate::provisioning::batch_scope::BatchScope;
 use crate::provisioning::{self, Actor, DeskPhone, Env, Field, IdentityChange, Operation, Shortage, Source};
 use crate::store::models::{AccountRow, PhoneSiteRow};
 use crate::store::{self, Db, DbConn};
@@ -298,17 +300,23 @@ fn desk_of(conn: &mut DbConn, user: &str) -> AppResult<Vec<DeskPhone>> {
 
 /// Applies one row through the pipeline in its own savepoint (a bad row fails alone) and
 /// records what happened in the report.
+#[allow(clippy::too_many_arguments)]
 fn import_row(
     conn: &mut DbConn,
     env: &Env,
+    scope: &BatchScope,
     account: &str,
     actor: &Actor,
     row: &PhoneCsvRow,
     mode: ImportMode,
     report: &mut PhoneImportReport,
 ) {
+    let mark = scope.mark();
     let result = diesel::Connection::transaction::<_, AppError, _>(conn, |c| {
-        let user = store::users::find_by_email(c, &row.email)?;
+        let user = match scope.user(&row.email) {
+            Some(known) => known,
+            None => store::users::find_by_email(c, &row.email)?,
+        };
         let desk = match &user {
             Some(u) if u.account_id == account => desk_of(c, &u.id)?,
             Some(_) => return Err(AppError::taken("email_taken", format!("{} belongs to another account", row.email))),
@@ -322,11 +330,16 @@ fn import_row(
         change.shortage = Shortage::Report;
         change.invite = true;
         change.prefetched_user = Some(user);
-        Ok(provisioning::run(c, env, change)?.outcome)
+        let applied = provisioning::run(c, env, change)?;
+        Ok((applied.outcome, applied.user))
     });
     let o = match result {
-        Ok(o) => o,
+        Ok((o, user)) => {
+            scope.remember_user(&row.email, user);
+            o
+        }
         Err(e) => {
+            scope.rollback_to(mark);
             report.failed.push(RowError { line: row.line, column: None, message: e.public_message() });
             return;
         }
@@ -376,11 +389,14 @@ pub fn import_csv<R: Read>(
     };
     report.ignored_columns = reader.ignored_columns().to_vec();
     let apply_rows = |c: &mut DbConn, report: &mut PhoneImportReport, rows: &[PhoneCsvRow]| {
-        let env = env_at();
+        let scope = Arc::new(BatchScope::default());
+        let env = env_at().for_batch(scope.clone());
+        let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+        scope.prefetch_users(c, &emails)?;
         for row in rows {
-            import_row(c, &env, account, actor, row, mode, report);
+            import_row(c, &env, &scope, account, actor, row, mode, report);
         }
-        Ok(())
+        scope.flush(c)
     };
     if dry_run {
         // One transaction for the whole file, rolled back: every row sees what the rows

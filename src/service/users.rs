@@ -453,7 +453,9 @@ fn csv_row_change(account: &str, actor: &Actor, row: &UserCsvRow) -> IdentityCha
     change
 }
 
-/// Applies one batch of CSV rows in one transaction, each row in its own savepoint.
+/// Applies one batch of CSV rows in one transaction, each row in its own savepoint. The
+/// rows share one batch scope: the users they name are read in one query, and their audit
+/// entries, invitations and mails are written together at the end.
 fn import_batch(
     conn: &mut DbConn,
     env: &Env,
@@ -461,11 +463,21 @@ fn import_batch(
     actor: &Actor,
     rows: &[UserCsvRow],
     report: &mut ImportReport,
-) {
-    for row in rows {
-        let change = csv_row_change(account, actor, row);
-        match diesel::Connection::transaction(conn, |c| provisioning::run(c, env, change)) {
+) -> AppResult<()> {
+    let scope = std::sync::Arc::new(crate::provisioning::batch_scope::BatchScope::default());
+    let env = env.for_batch(scope.clone());
+    let keys: Vec<Option<String>> =
+        rows.iter().map(|r| crate::domain::accounts::normalize_email(&r.email).ok()).collect();
+    scope.prefetch_users(conn, &keys.iter().flatten().map(String::as_str).collect::<Vec<_>>())?;
+    for (row, key) in rows.iter().zip(&keys) {
+        let mut change = csv_row_change(account, actor, row);
+        change.prefetched_user = key.as_deref().and_then(|k| scope.user(k));
+        let mark = scope.mark();
+        match diesel::Connection::transaction(conn, |c| provisioning::run(c, &env, change)) {
             Ok(applied) => {
+                if let Some(k) = key {
+                    scope.remember_user(k, applied.user);
+                }
                 let o = applied.outcome;
                 if o.created {
                     report.created += 1;
@@ -478,9 +490,13 @@ fn import_batch(
                     report.issues.push(RowIssue { line: row.line, email: row.email.clone(), issues: o.issues });
                 }
             }
-            Err(e) => report.failed.push(RowError { line: row.line, column: None, message: e.public_message() }),
+            Err(e) => {
+                scope.rollback_to(mark);
+                report.failed.push(RowError { line: row.line, column: None, message: e.public_message() })
+            }
         }
     }
+    scope.flush(conn)
 }
 
 /// Streams a user CSV into the account: bad rows are reported with their line numbers,
@@ -500,10 +516,7 @@ pub fn import_csv<R: Read>(
         read_user_csv(input),
         &mut report,
         |report, e| report.failed.push(e),
-        |c, report, rows| {
-            import_batch(c, &env_at(), account, actor, rows, report);
-            Ok(())
-        },
+        |c, report, rows| import_batch(c, &env_at(), account, actor, rows, report),
         |row| row.line,
         &mut progress,
     );

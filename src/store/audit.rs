@@ -11,6 +11,11 @@ pub fn record(conn: &mut DbConn, entry: &NewAudit) -> QueryResult<()> {
     crate::with_backend!(conn, |c| { diesel::insert_into(audit_log::table).values(entry).execute(c).map(|_| ()) })
 }
 
+/// Several entries in one statement, in order.
+pub fn record_many(conn: &mut DbConn, entries: &[NewAudit]) -> QueryResult<()> {
+    crate::with_backend!(conn, |c| { diesel::insert_into(audit_log::table).values(entries).execute(c).map(|_| ()) })
+}
+
 /// Newest first; `before` pages backwards by id.
 pub fn list(conn: &mut DbConn, account: &str, before: Option<i64>, limit: i64) -> QueryResult<Vec<AuditRow>> {
     crate::with_backend!(conn, |c| {
@@ -36,6 +41,11 @@ pub fn list_for_target(conn: &mut DbConn, account: &str, target: &str, limit: i6
 
 pub fn queue_mail(conn: &mut DbConn, mail: &NewMail) -> QueryResult<()> {
     crate::with_backend!(conn, |c| { diesel::insert_into(mail_outbox::table).values(mail).execute(c).map(|_| ()) })
+}
+
+/// Several mails in one statement, in order.
+pub fn queue_mails(conn: &mut DbConn, mails: &[NewMail]) -> QueryResult<()> {
+    crate::with_backend!(conn, |c| { diesel::insert_into(mail_outbox::table).values(mails).execute(c).map(|_| ()) })
 }
 
 pub fn list_mail(conn: &mut DbConn, recipient: Option<&str>, limit: i64) -> QueryResult<Vec<MailRow>> {

@@ -109,11 +109,16 @@ impl DbUrl {
                      PRAGMA wal_autocheckpoint = 0;",
                 )
                 .map_err(|e| StoreError::Connect(format!("cannot configure SQLite: {e}")))?;
+                conn.set_instrumentation(super::stats::CountStatements);
                 Ok(DbConn::Sqlite(conn))
             }
-            DbUrl::Postgres(url) => PgConnection::establish(url)
-                .map(DbConn::Pg)
-                .map_err(|e| StoreError::Connect(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)))),
+            DbUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url).map_err(|e| {
+                    StoreError::Connect(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)))
+                })?;
+                conn.set_instrumentation(super::stats::CountStatements);
+                Ok(DbConn::Pg(conn))
+            }
         }
     }
 }

@@ -52,6 +52,13 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<UserR
     })
 }
 
+/// The users of these addresses (at most one each), in one query.
+pub fn find_by_emails(conn: &mut DbConn, emails: &[String]) -> QueryResult<Vec<UserRow>> {
+    crate::with_backend!(conn, |c| {
+        users::table.filter(users::email.eq_any(emails)).select(UserRow::as_select()).load(c)
+    })
+}
+
 pub fn find_by_user_name(conn: &mut DbConn, account: &str, user_name_lower: &str) -> QueryResult<Option<UserRow>> {
     crate::with_backend!(conn, |c| {
         users::table
@@ -210,6 +217,11 @@ pub fn delete_phone(conn: &mut DbConn, user: &str) -> QueryResult<()> {
 
 pub fn insert_invitation(conn: &mut DbConn, row: &InvitationRow) -> QueryResult<()> {
     crate::with_backend!(conn, |c| { diesel::insert_into(invitations::table).values(row).execute(c).map(|_| ()) })
+}
+
+/// Several invitations in one statement.
+pub fn insert_invitations(conn: &mut DbConn, rows: &[InvitationRow]) -> QueryResult<()> {
+    crate::with_backend!(conn, |c| { diesel::insert_into(invitations::table).values(rows).execute(c).map(|_| ()) })
 }
 
 pub fn invitation_for_user(conn: &mut DbConn, user: &str) -> QueryResult<Option<InvitationRow>> {

@@ -28,5 +28,6 @@ mod saml;
 mod scim;
 mod scim_fixtures;
 mod scim_model;
+mod statements;
 mod sync;
 mod users;
