@@ -1,7 +1,7 @@
 //! Load benchmarks over real HTTP, driven by wrk (a C load generator, so the client is not
 //! the bottleneck). Each scenario starts the server in this process on a fresh database.
 //!
-//!     cargo bench --bench load -- admin|import [--backend sqlite|postgres|both] [--seconds N]
+//!     cargo bench --bench load -- admin|import [--backend sqlite|postgres|both] [--seconds N] [--rows N]
 //!     cargo bench --bench load -- scim-create|scim-filter|scim [--users 1000,100000] …
 //!
 //! The SCIM scenarios first store `--users` users (through the provisioning pipeline, in
@@ -1015,10 +1015,12 @@ fn scim_peer_create_rate(seconds: u32) -> Option<(f64, u64, u64, f64, f64)> {
     Some(rate)
 }
 
-/// Bulk phone CSV through the CLI (`provisor phone import`): 10,000 then 100,000 rows with
+/// Bulk phone CSV through the CLI (`provisor phone import`): 10,000 then `--rows` (100,000) rows with
 /// phone columns (site, extension, number, calling plan, SMS, a desk phone), each row a new
 /// user. Reports rows/s and the importer's peak resident memory (flat = streamed).
-fn import(backend: &str) {
+fn import(backend: &str, rows: usize) {
+    let rows = u32::try_from(rows).expect("--rows fits u32");
+    let sizes: Vec<u32> = if rows > 10_000 { vec![10_000, rows] } else { vec![rows] };
     use provisor::provisioning::{Actor, Source};
     use provisor::service;
     let spec = if backend == "postgres" { pg_url() } else { "sqlite".into() };
@@ -1026,7 +1028,7 @@ fn import(backend: &str) {
     let store = provisor::store::Db::open(db.url(), &Default::default()).expect("database");
     let env = provisor::provisioning::Env::standalone(chrono::Utc::now().naive_utc(), "http://127.0.0.1");
     let actor = Actor::system("bench");
-    let total: u32 = 110_000;
+    let total: u32 = sizes.iter().sum();
     let account = store
         .write_blocking(|c| {
             let (a, _) = service::accounts::create(
@@ -1076,7 +1078,7 @@ fn import(backend: &str) {
     drop(store);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut offset = 0u32;
-    for rows in [10_000u32, 100_000] {
+    for rows in sizes {
         let path = dir.path().join(format!("phone-{rows}.csv"));
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("csv"));
         use std::io::Write;
@@ -1321,7 +1323,7 @@ fn main() {
             "delegated" => delegated(backend, o.seconds),
             "sync" => sync(backend, o.members, o.relationships),
             "reports" => reports(backend, o.per_sub, o.subs),
-            "import" => import(backend),
+            "import" => import(backend, o.rows),
             "import-latency" => import_latency(backend, o.rows),
             "saml" => saml(backend, o.seconds, &o.logins),
             "multiprocess" => multiprocess_load(backend, o.seconds),
