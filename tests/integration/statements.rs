@@ -65,7 +65,60 @@ fn a_phone_import_row_costs_a_bounded_number_of_statements() {
     assert_eq!(report.created, rows, "{report:?}");
     let per_row = statements as f64 / rows as f64;
     eprintln!("phone import: {statements} statements for {rows} rows ({per_row:.1} per row)");
-    assert!(per_row <= PHONE_ROW_BUDGET, "{per_row:.1} statements per imported row (budget {PHONE_ROW_BUDGET})");
+    let budget = match app.state.db.backend() {
+        provisor::store::Backend::Sqlite => PHONE_ROW_BUDGET_SQLITE,
+        provisor::store::Backend::Postgres => PHONE_ROW_BUDGET_POSTGRES,
+    };
+    assert!(per_row <= budget, "{per_row:.1} statements per imported row (budget {budget})");
 }
 
-const PHONE_ROW_BUDGET: f64 = 30.0;
+/// 11.2 today: savepoint and release, the user, its e-mail index, phone profile and desk
+/// phone inserted, the number checked and taken, the extension and MAC checked, the seat taken
+/// (18.1 before imports shared a batch scope).
+const PHONE_ROW_BUDGET_SQLITE: f64 = 12.0;
+/// 12.8 today: the site row is also locked (`FOR UPDATE`), and batches are smaller.
+const PHONE_ROW_BUDGET_POSTGRES: f64 = 13.5;
+
+/// What a batch keeps for its end (audit entries, invitations, mails) is written for the
+/// rows that took effect and only for them: a row that fails takes its kept rows with it.
+#[test]
+fn a_batch_writes_the_kept_rows_of_its_good_rows_only() {
+    let app = TestApp::spawn();
+    let account = phone_account(&app, 10);
+    // Another account's user: the row naming them fails with email_taken.
+    let other = app.account("Other", "owner@other-stmts.test", false);
+    let ot = app.admin_token(&other);
+    let (s, v) = app.post("/api/v1/users", &ot, json!({ "email": "taken@other-stmts.test" }));
+    assert_eq!(s, 201, "{v}");
+    let mut csv = phone_csv(10);
+    csv.push_str("taken@other-stmts.test,2,100500,,,,,,\n");
+    // Twice the same new address: the second row sees the user the first one created.
+    csv.push_str("user3@stmts.test,2,100003,,,,,,\n");
+    let audit_before = app.count(&format!("SELECT COUNT(*) AS n FROM audit_log WHERE account_id = '{account}'"));
+    let report = service::phone::import_csv(
+        &app.state.db,
+        || app.state.env(),
+        &Actor::system("test"),
+        &account,
+        csv.as_bytes(),
+        service::phone::parse_mode(None).unwrap(),
+        false,
+        |_| {},
+    )
+    .expect("import");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.created, 10, "{report:?}");
+    assert_eq!(report.unchanged, 1, "the repeated row changes nothing: {report:?}");
+    let created = app.count(&format!(
+        "SELECT COUNT(*) AS n FROM audit_log WHERE account_id = '{account}' AND action = 'user.created'"
+    ));
+    assert_eq!(created, 11, "the owner's and the ten rows'");
+    assert_eq!(
+        app.count(&format!("SELECT COUNT(*) AS n FROM audit_log WHERE account_id = '{account}'")) - audit_before,
+        10,
+        "one entry per created user, none for the failed or unchanged row"
+    );
+    assert_eq!(app.count(&format!("SELECT COUNT(*) AS n FROM invitations WHERE account_id = '{account}'")), 10);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM mail_outbox WHERE recipient LIKE '%@stmts.test'"), 10);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM users WHERE email LIKE 'user%@stmts.test'"), 10);
+}
