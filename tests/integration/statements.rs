@@ -122,3 +122,61 @@ fn a_batch_writes_the_kept_rows_of_its_good_rows_only() {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM mail_outbox WHERE recipient LIKE '%@stmts.test'"), 10);
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM users WHERE email LIKE 'user%@stmts.test'"), 10);
 }
+
+/// A returning user's SAML login, after validation: replay entry, the user through the
+/// pipeline, the session and the audit entry, in one transaction.
+#[test]
+fn a_returning_users_saml_login_costs_a_bounded_number_of_statements() {
+    use provisor::clock::Clock;
+    use provisor::saml::test_idp::{IdpShape, ResponseSpec};
+    use provisor::saml::{validate_response, AcsInput, OutstandingRequest};
+    let app = TestApp::spawn();
+    let account = app.account("Sso", "owner@sso-stmts.test", true);
+    let token = app.admin_token(&account);
+    let shape = IdpShape::EntraId;
+    let metadata = std::fs::read_to_string(provisor::testing::fixtures_dir().join(shape.metadata_file().unwrap()))
+        .expect("metadata");
+    let (s, v) = app.put("/api/v1/sso", &token, json!({ "idp_metadata": metadata, "allow_idp_initiated": true }));
+    assert_eq!(s, 200, "{v}");
+    let (entity, acs) = (v["sp_entity_id"].as_str().unwrap().to_owned(), v["acs_url"].as_str().unwrap().to_owned());
+    let idp = provisor::testing::fixture_idp().expect("idp");
+    let sign = || idp.sign_response(&ResponseSpec::new(shape, &entity, &acs).for_user("pat@sso-stmts.test")).unwrap();
+    // The first login (JIT) over HTTP.
+    let first = app
+        .client
+        .post(&acs)
+        .header("Accept", "application/json")
+        .form(&[("SAMLResponse", sign())])
+        .send()
+        .expect("ACS answers");
+    assert_eq!(first.status().as_u16(), 200, "{}", first.text().unwrap_or_default());
+
+    let sso = app.state.db.read_blocking(|c| service::sso::load(c, &account)).expect("load").expect("configured");
+    let urls =
+        service::sso::SpUrls::new(&app.state.config.public_url, &account, &account, sso.row.sp_entity_id.as_deref());
+    let response = sign();
+    let input = AcsInput { saml_response: &response, relay_state: None, outstanding_request: OutstandingRequest::None };
+    let login = validate_response(&input, &sso.validation_config(&urls), app.clock.now()).expect("valid");
+    let env = app.state.env();
+    let before = statements_on_this_thread();
+    let success = app
+        .state
+        .db
+        .write_blocking(|c| service::saml_login::complete_login(c, &env, &account, &sso, &login))
+        .expect("login");
+    let statements = statements_on_this_thread() - before;
+    assert!(!success.outcome.created);
+    eprintln!("returning SAML login: {statements} statements");
+    let budget = match app.state.db.backend() {
+        provisor::store::Backend::Sqlite => SAML_RETURNING_BUDGET_SQLITE,
+        provisor::store::Backend::Postgres => SAML_RETURNING_BUDGET_POSTGRES,
+    };
+    assert!(statements <= budget, "{statements} statements for a returning login (budget {budget})");
+}
+
+/// 13 today: BEGIN IMMEDIATE with its two busy-timeout pragmas, the replay entry, the user, the
+/// account, the phone profile, the user row (last login), the attributes the rules read, the
+/// session, the audit entry, COMMIT, and the pooled connection's check.
+const SAML_RETURNING_BUDGET_SQLITE: u64 = 13;
+/// 12 today: the same without the pragmas, plus the user row locked first.
+const SAML_RETURNING_BUDGET_POSTGRES: u64 = 12;
