@@ -20,7 +20,8 @@
 //!     cargo bench --bench load -- saml [--seconds N] [--logins N1,N8]
 //!
 //! `saml` measures ACS logins end to end (HTTP, validation, replay-cache insert, pipeline,
-//! session) for a returning user and for JIT-new users, 1 client then 8, each request a
+//! session) for one returning user, for 1,000 returning users taking turns and for JIT-new
+//! users, 1 client then 8, each request a
 //! freshly signed Entra ID-shaped response (assertion signed, RSA-SHA256), and prints each
 //! rate as a ratio of samael's bare parse + verify rate of the same response on 1 and 2
 //! threads (the floor), measured first in the same run. The responses are signed before the
@@ -791,6 +792,9 @@ fn with_cpu<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
 /// thread its own share, so no assertion is posted twice). `logins` sets how many are
 /// signed for the 1- and the 8-client runs (default 1,500 and 3,000 per second of the run):
 /// more than the run posts, or the replays show up as failures.
+/// How many users take turns in the `saml-acs-returning-many` runs.
+const RETURNING_USERS: usize = 1_000;
+
 fn saml(backend: &str, seconds: u32, logins: &[usize]) {
     let (_db, server, account, token) = server_with_account(backend, "admin");
     let client = reqwest::blocking::Client::new();
@@ -835,9 +839,14 @@ fn saml(backend: &str, seconds: u32, logins: &[usize]) {
         );
     }
 
-    // The returning user exists before the clock starts.
+    // The returning users exist before the clock starts: one user signing in again and
+    // again (on PostgreSQL its row lock serialises the 8 clients), and 1,000 users taking
+    // turns (what an identity provider's morning looks like).
     let first = sign_responses(&entity_id, &acs, 1, |_| "returning@bench.test".into());
     assert_eq!(post_all(&acs, &first, 1).2, 0, "first login");
+    let many = sign_responses(&entity_id, &acs, RETURNING_USERS, |i| format!("back-{i}@bench.test"));
+    assert_eq!(post_all(&acs, &many, 2).2, 0, "first logins");
+    drop(many);
     let dir = std::env::temp_dir().join(format!("provisor-saml-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch folder");
     let script = script_path("saml_acs.lua");
@@ -846,15 +855,13 @@ fn saml(backend: &str, seconds: u32, logins: &[usize]) {
         let given = if clients == 1 { logins.first() } else { logins.get(1).or(logins.first()) };
         given.copied().unwrap_or(per_second * seconds as usize)
     };
-    for (kind, jit) in [("returning", false), ("jit", true)] {
+    for kind in ["returning", "returning-many", "jit"] {
         for (clients, threads) in [(1u32, 1u32), (8, 2)] {
             let n = wanted(clients);
-            let bodies = sign_responses(&entity_id, &acs, n, |i| {
-                if jit {
-                    format!("jit-{clients}-{i}@bench.test")
-                } else {
-                    "returning@bench.test".into()
-                }
+            let bodies = sign_responses(&entity_id, &acs, n, |i| match kind {
+                "jit" => format!("jit-{clients}-{i}@bench.test"),
+                "returning-many" => format!("back-{}@bench.test", i % RETURNING_USERS),
+                _ => "returning@bench.test".into(),
             });
             let file = dir.join(format!("{kind}-{clients}.txt"));
             std::fs::write(&file, bodies.join("\n")).expect("bodies written");

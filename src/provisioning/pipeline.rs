@@ -485,7 +485,12 @@ fn upsert_user(
             Operation::Update { expected_version: Some(v), .. } => Some(*v),
             _ => before.as_ref().map(|(version, _)| *version),
         };
-        if !store::users::update(conn, &user, expected)? {
+        let only_login = changes.is_empty() && !issues_changed;
+        if only_login && expected.is_none_or(|v| v == user.version) {
+            // Nothing but the sign-in: two columns, no version bump, no other column
+            // overwritten (so no update of another request can be lost).
+            store::users::record_login(conn, &user.id, env.now, &user.last_source)?;
+        } else if !store::users::update(conn, &user, expected)? {
             return Err(AppError::PreconditionFailed(
                 "the user was changed by another request; fetch it again and retry".into(),
             ));

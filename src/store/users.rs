@@ -25,6 +25,17 @@ pub fn update(conn: &mut DbConn, row: &UserRow, expected_version: Option<i64>) -
     })
 }
 
+/// A sign-in that changed nothing else: only the last login and source are written (the
+/// full-row [`update`] would rewrite every indexed column of the row).
+pub fn record_login(conn: &mut DbConn, id: &str, at: NaiveDateTime, source: &str) -> QueryResult<bool> {
+    crate::with_backend!(conn, |c| {
+        diesel::update(users::table.filter(users::id.eq(id)))
+            .set((users::last_login_at.eq(Some(at)), users::last_source.eq(source)))
+            .execute(c)
+            .map(|n| n == 1)
+    })
+}
+
 pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
     crate::with_backend!(conn, |c| { diesel::delete(users::table.filter(users::id.eq(id))).execute(c).map(|n| n == 1) })
 }
@@ -338,17 +349,28 @@ pub fn touch(conn: &mut DbConn, ids: &[String], now: NaiveDateTime) -> QueryResu
 }
 
 /// Stores the attributes (JSON) the rules last read for the user.
+/// Stores the attributes the rules read, only where they differ from the stored ones: a
+/// returning user's login usually brings the same, and rewriting them would dirty a page
+/// (and its WAL frame) on every login. `updated_at` is when they last changed.
 pub fn put_attributes(conn: &mut DbConn, user: &str, json: &str, now: chrono::NaiveDateTime) -> QueryResult<()> {
-    use super::schema::user_attributes as ua;
-    crate::with_backend!(conn, |c| {
-        diesel::insert_into(ua::table)
-            .values((ua::user_id.eq(user), ua::attributes.eq(json), ua::updated_at.eq(now)))
-            .on_conflict(ua::user_id)
-            .do_update()
-            .set((ua::attributes.eq(json), ua::updated_at.eq(now)))
+    use diesel::sql_types::{Text, Timestamp};
+    const UPSERT: &str = "INSERT INTO user_attributes (user_id, attributes, updated_at) VALUES ({1}, {2}, {3}) \
+         ON CONFLICT (user_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at \
+         WHERE user_attributes.attributes <> excluded.attributes";
+    match conn {
+        DbConn::Sqlite(c) => diesel::sql_query(UPSERT.replace("{1}", "?").replace("{2}", "?").replace("{3}", "?"))
+            .bind::<Text, _>(user)
+            .bind::<Text, _>(json)
+            .bind::<Timestamp, _>(now)
             .execute(c)
-            .map(|_| ())
-    })
+            .map(|_| ()),
+        DbConn::Pg(c) => diesel::sql_query(UPSERT.replace("{1}", "$1").replace("{2}", "$2").replace("{3}", "$3"))
+            .bind::<Text, _>(user)
+            .bind::<Text, _>(json)
+            .bind::<Timestamp, _>(now)
+            .execute(c)
+            .map(|_| ()),
+    }
 }
 
 /// The attributes (JSON) the rules last read for the user, if any.
