@@ -100,7 +100,7 @@ fn run_change(conn: &mut DbConn, env: &Env, change: IdentityChange) -> AppResult
                     ));
                 }
             }
-            if let Some(u) = &existing {
+            if let Some(u) = existing.as_ref().filter(|_| !change.prefetched_user_locked) {
                 // Lock order, everywhere: the user row, then seat pools (a delete or a type
                 // change racing this one waits instead of deadlocking).
                 store::scim::lock_user(conn, &u.account_id, &u.id)?;

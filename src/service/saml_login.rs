@@ -165,7 +165,8 @@ pub fn complete_login(
         }
         _ => return Err(LoginError::NoEmail(LoginMappingError::NoEmail)),
     };
-    let existing = store::users::find_by_email(conn, &email)?;
+    // Locked as it is read: the pipeline's user lock, one round trip less.
+    let existing = store::users::find_by_email_locked(conn, &email)?;
     if let Some(u) = &existing {
         // Another tenant's user: say only that the address is taken, never their state.
         if u.account_id != account && !store::accounts::ancestors(conn, &u.account_id)?.iter().any(|a| a == account) {
@@ -181,6 +182,7 @@ pub fn complete_login(
         _ => {}
     }
     change.prefetched_user = Some(existing);
+    change.prefetched_user_locked = true;
     let applied = provisioning::run(conn, env, change)?;
     let user = applied.user.ok_or_else(|| AppError::Internal("the login pipeline returned no user".into()))?;
     if user.status != UserStatus::Active {

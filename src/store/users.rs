@@ -63,6 +63,18 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<UserR
     })
 }
 
+/// [`find_by_email`] with the row locked until the transaction ends (`FOR UPDATE` on
+/// PostgreSQL; SQLite's writers are serialised already): the read and the pipeline's user
+/// lock in one statement.
+pub fn find_by_email_locked(conn: &mut DbConn, email: &str) -> QueryResult<Option<UserRow>> {
+    match conn {
+        DbConn::Pg(c) => {
+            users::table.filter(users::email.eq(email)).select(UserRow::as_select()).for_update().first(c).optional()
+        }
+        DbConn::Sqlite(_) => find_by_email(conn, email),
+    }
+}
+
 /// The users of these addresses (at most one each), in one query.
 pub fn find_by_emails(conn: &mut DbConn, emails: &[String]) -> QueryResult<Vec<UserRow>> {
     crate::with_backend!(conn, |c| {
