@@ -91,6 +91,7 @@ fn metrics_cover_the_writer_queue_the_pool_and_latency_by_status_class() {
         "provisor_db_pool_max_connections 8",
         "provisor_db_pool_wait_seconds_count ",
         "provisor_db_pool_timeouts_total ",
+        "provisor_db_statements_total ",
     ] {
         assert!(text.lines().any(|l| l.starts_with(series)), "{series} missing:\n{text}");
     }
