@@ -366,23 +366,24 @@ pub fn touch(conn: &mut DbConn, ids: &[String], now: NaiveDateTime) -> QueryResu
 /// (and its WAL frame) on every login. `updated_at` is when they last changed.
 pub fn put_attributes(conn: &mut DbConn, user: &str, json: &str, now: chrono::NaiveDateTime) -> QueryResult<()> {
     use diesel::sql_types::{Text, Timestamp};
-    const UPSERT: &str = "INSERT INTO user_attributes (user_id, attributes, updated_at) VALUES ({1}, {2}, {3}) \
+    let params = match conn.backend() {
+        super::Backend::Sqlite => ["?", "?", "?"],
+        super::Backend::Postgres => ["$1", "$2", "$3"],
+    };
+    let [user_id, attributes, at] = params;
+    let sql = format!(
+        "INSERT INTO user_attributes (user_id, attributes, updated_at) VALUES ({user_id}, {attributes}, {at}) \
          ON CONFLICT (user_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at \
-         WHERE user_attributes.attributes <> excluded.attributes";
-    match conn {
-        DbConn::Sqlite(c) => diesel::sql_query(UPSERT.replace("{1}", "?").replace("{2}", "?").replace("{3}", "?"))
+         WHERE user_attributes.attributes <> excluded.attributes"
+    );
+    crate::with_backend!(conn, |c| {
+        diesel::sql_query(&sql)
             .bind::<Text, _>(user)
             .bind::<Text, _>(json)
             .bind::<Timestamp, _>(now)
             .execute(c)
-            .map(|_| ()),
-        DbConn::Pg(c) => diesel::sql_query(UPSERT.replace("{1}", "$1").replace("{2}", "$2").replace("{3}", "$3"))
-            .bind::<Text, _>(user)
-            .bind::<Text, _>(json)
-            .bind::<Timestamp, _>(now)
-            .execute(c)
-            .map(|_| ()),
-    }
+            .map(|_| ())
+    })
 }
 
 /// The attributes (JSON) the rules last read for the user, if any.

@@ -24,6 +24,14 @@ fn phone_account(app: &TestApp, rows: u64) -> String {
     a
 }
 
+/// The budget of the backend the test runs on.
+fn for_backend<T>(app: &TestApp, sqlite: T, postgres: T) -> T {
+    match app.state.db.backend() {
+        provisor::store::Backend::Sqlite => sqlite,
+        provisor::store::Backend::Postgres => postgres,
+    }
+}
+
 /// The benchmark's row: a new user with site, extension, number, calling plan, SMS and a
 /// desk phone.
 fn phone_csv(rows: u64) -> String {
@@ -65,10 +73,7 @@ fn a_phone_import_row_costs_a_bounded_number_of_statements() {
     assert_eq!(report.created, rows, "{report:?}");
     let per_row = statements as f64 / rows as f64;
     eprintln!("phone import: {statements} statements for {rows} rows ({per_row:.1} per row)");
-    let budget = match app.state.db.backend() {
-        provisor::store::Backend::Sqlite => PHONE_ROW_BUDGET_SQLITE,
-        provisor::store::Backend::Postgres => PHONE_ROW_BUDGET_POSTGRES,
-    };
+    let budget = for_backend(&app, PHONE_ROW_BUDGET_SQLITE, PHONE_ROW_BUDGET_POSTGRES);
     assert!(per_row <= budget, "{per_row:.1} statements per imported row (budget {budget})");
 }
 
@@ -167,10 +172,7 @@ fn a_returning_users_saml_login_costs_a_bounded_number_of_statements() {
     let statements = statements_on_this_thread() - before;
     assert!(!success.outcome.created);
     eprintln!("returning SAML login: {statements} statements");
-    let budget = match app.state.db.backend() {
-        provisor::store::Backend::Sqlite => SAML_RETURNING_BUDGET_SQLITE,
-        provisor::store::Backend::Postgres => SAML_RETURNING_BUDGET_POSTGRES,
-    };
+    let budget = for_backend(&app, SAML_RETURNING_BUDGET_SQLITE, SAML_RETURNING_BUDGET_POSTGRES);
     assert!(statements <= budget, "{statements} statements for a returning login (budget {budget})");
 }
 
@@ -180,3 +182,36 @@ fn a_returning_users_saml_login_costs_a_bounded_number_of_statements() {
 const SAML_RETURNING_BUDGET_SQLITE: u64 = 13;
 /// 11 today: the same without the pragmas (the user is read with its row locked).
 const SAML_RETURNING_BUDGET_POSTGRES: u64 = 11;
+
+/// The attributes the rules read are rewritten only when they differ, and then they are.
+#[test]
+fn stored_attributes_change_only_when_different() {
+    use provisor::store::users::{attributes, put_attributes};
+    let app = TestApp::spawn();
+    let account = app.account("Attrs", "owner@attrs.test", false);
+    let t = app.admin_token(&account);
+    let (s, v) = app.post("/api/v1/users", &t, json!({ "email": "ann@attrs.test" }));
+    assert_eq!(s, 201, "{v}");
+    let user = v["id"].as_str().unwrap().to_owned();
+    let t0 = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    let at = |h: u32| t0 + chrono::Duration::hours(i64::from(h));
+    let stored = |app: &TestApp| {
+        app.state.db.read_blocking(|c| attributes(c, &user).map_err(provisor::error::AppError::from)).expect("read")
+    };
+    // When they were last stored, compared with a time between two puts.
+    let stored_before = |app: &TestApp, time: &str| {
+        app.count(&format!(
+            "SELECT COUNT(*) AS n FROM user_attributes WHERE user_id = '{user}' AND updated_at < '{time}'"
+        ))
+    };
+    let put = |json: &str, h: u32| {
+        app.state.db.write_blocking(|c| put_attributes(c, &user, json, at(h)).map_err(provisor::error::AppError::from))
+    };
+    put(r#"{"dept":["a"]}"#, 1).expect("first");
+    assert_eq!(stored(&app).as_deref(), Some(r#"{"dept":["a"]}"#));
+    put(r#"{"dept":["a"]}"#, 2).expect("same");
+    assert_eq!(stored_before(&app, "2026-01-01 01:30:00"), 1, "the same attributes are not rewritten");
+    put(r#"{"dept":["b"]}"#, 3).expect("changed");
+    assert_eq!(stored(&app).as_deref(), Some(r#"{"dept":["b"]}"#));
+    assert_eq!(stored_before(&app, "2026-01-01 02:30:00"), 0, "changed attributes are stored with their time");
+}
