@@ -24,6 +24,21 @@ fn phone_account(app: &TestApp, rows: u64) -> String {
     a
 }
 
+/// A merge import of `csv` run on the calling thread (so its statements count there).
+fn import_on_this_thread(app: &TestApp, account: &str, csv: &str) -> service::phone::PhoneImportReport {
+    service::phone::import_csv(
+        &app.state.db,
+        || app.state.env(),
+        &Actor::system("test"),
+        account,
+        csv.as_bytes(),
+        service::phone::parse_mode(None).unwrap(),
+        false,
+        |_| {},
+    )
+    .expect("import")
+}
+
 /// The budget of the backend the test runs on.
 fn for_backend<T>(app: &TestApp, sqlite: T, postgres: T) -> T {
     match app.state.db.backend() {
@@ -55,19 +70,8 @@ fn a_phone_import_row_costs_a_bounded_number_of_statements() {
     let rows = 300;
     let account = phone_account(&app, rows);
     let csv = phone_csv(rows);
-    let actor = Actor::system("test");
     let before = statements_on_this_thread();
-    let report = service::phone::import_csv(
-        &app.state.db,
-        || app.state.env(),
-        &actor,
-        &account,
-        csv.as_bytes(),
-        service::phone::parse_mode(None).unwrap(),
-        false,
-        |_| {},
-    )
-    .expect("import");
+    let report = import_on_this_thread(&app, &account, &csv);
     let statements = statements_on_this_thread() - before;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.created, rows, "{report:?}");
@@ -100,17 +104,7 @@ fn a_batch_writes_the_kept_rows_of_its_good_rows_only() {
     // Twice the same new address: the second row sees the user the first one created.
     csv.push_str("user3@stmts.test,2,100003,,,,,,\n");
     let audit_before = app.count(&format!("SELECT COUNT(*) AS n FROM audit_log WHERE account_id = '{account}'"));
-    let report = service::phone::import_csv(
-        &app.state.db,
-        || app.state.env(),
-        &Actor::system("test"),
-        &account,
-        csv.as_bytes(),
-        service::phone::parse_mode(None).unwrap(),
-        false,
-        |_| {},
-    )
-    .expect("import");
+    let report = import_on_this_thread(&app, &account, &csv);
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(report.created, 10, "{report:?}");
     assert_eq!(report.unchanged, 1, "the repeated row changes nothing: {report:?}");
